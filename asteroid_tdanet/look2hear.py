@@ -1,0 +1,279 @@
+"""The authors' released checkpoint format ("Look2Hear" ``TDANetBest``): checks and key mapping.
+
+A released file is a ``torch.save`` of ``{"model_name": "TDANetBest", "model_args": {...},
+"state_dict": {...}}`` with 137 state-dict entries, among them a (1, 10000, N) positional table
+that we recompute instead of storing. :func:`load_look2hear` validates such a file and builds our
+model from it; :func:`to_look2hear` writes our model back in that layout.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .layers import sinusoidal_positions
+
+RELEASED_MODEL_NAME = "TDANetBest"
+RELEASED_ARGS = ("out_channels", "in_channels", "num_blocks", "upsampling_depth",
+                 "enc_kernel_size", "num_sources", "sample_rate")
+POSITION_KEY = "sm.unet.globalatt.attn.pos_enc.pe"
+RELEASED_POSITIONS = 10000
+HUB_FILENAME = "pytorch_model.bin"
+
+# Module prefixes, released -> ours (first match wins).
+_PREFIXES = (
+    ("ln.", "masker.in_norm."),
+    ("bottleneck.", "masker.bottleneck."),
+    ("sm.unet.proj_1x1.", "masker.ublock.proj_in."),
+    ("sm.unet.spp_dw.", "masker.ublock.down."),
+    ("sm.unet.loc_glo_fus.", "masker.ublock.inject."),
+    ("sm.unet.last_layer.", "masker.ublock.fuse."),
+    ("sm.unet.res_conv.", "masker.ublock.proj_out."),
+    ("sm.unet.globalatt.attn.attn_in_norm.", "masker.ublock.global_attn.mhsa.in_norm."),
+    ("sm.unet.globalatt.attn.attn.", "masker.ublock.global_attn.mhsa.attn."),
+    ("sm.unet.globalatt.attn.norm.", "masker.ublock.global_attn.mhsa.out_norm."),
+    ("sm.unet.globalatt.mlp.", "masker.ublock.global_attn.ffn."),
+    ("sm.concat_block.", "masker.recur_in."),
+    ("mask_net.", "masker.mask_net."),
+    ("encoder.", "encoder."),
+    ("decoder.", "decoder."),
+)
+# Inner names, released -> ours.
+_NAMES = (
+    (".local_embedding.", ".local."),
+    (".global_act.", ".gate."),
+    (".global_embedding.", ".value."),
+)
+_NORM_PARAMS = {"gamma": "weight", "beta": "bias"}
+
+
+def released_to_ours(key: str) -> str | None:
+    """Our state-dict key for a released key (``None`` if the released key is unknown)."""
+    for theirs, ours in _PREFIXES:
+        if key.startswith(theirs):
+            key = ours + key[len(theirs):]
+            break
+    else:
+        return None
+    for theirs, ours in _NAMES:
+        key = key.replace(theirs, ours)
+    head, _, last = key.rpartition(".")
+    return f"{head}.{_NORM_PARAMS.get(last, last)}"
+
+
+def ours_to_released(key: str, norm_keys: set[str]) -> str:
+    """The released key for one of ours; ``norm_keys`` are our gLN parameter names."""
+    is_norm = key in norm_keys
+    for theirs, ours in _PREFIXES:
+        if key.startswith(ours):
+            key = theirs + key[len(ours):]
+            break
+    for theirs, ours in _NAMES:
+        key = key.replace(ours, theirs)
+    if is_norm:
+        key = re.sub(r"\.weight$", ".gamma", key)
+        key = re.sub(r"\.bias$", ".beta", key)
+    return key
+
+
+def _read(checkpoint: str | Path | Mapping) -> tuple[Mapping, str]:
+    if isinstance(checkpoint, Mapping):
+        return checkpoint, "the given checkpoint dict"
+    path = Path(checkpoint)
+    if not path.exists():
+        if isinstance(checkpoint, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", checkpoint):
+            path = _download(checkpoint)
+        else:
+            raise FileNotFoundError(f"released checkpoint not found: {path}")
+    if path.is_dir():
+        path = path / HUB_FILENAME
+    try:
+        package = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"{path} is not a readable TDANetBest checkpoint: torch.load(weights_only=True) "
+            f"failed ({err})"
+        ) from err
+    return package, str(path)
+
+
+def _download(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as err:
+        raise ImportError(
+            f"{repo_id!r} is not a local file; to fetch it from the Hugging Face hub install "
+            "huggingface_hub (pip install 'asteroid-tdanet[hub]')"
+        ) from err
+    return Path(hf_hub_download(repo_id, HUB_FILENAME))
+
+
+def _check_package(package: Any, where: str) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
+    if not isinstance(package, Mapping) or "state_dict" not in package:
+        raise ValueError(
+            f"{where} is not a TDANetBest checkpoint: expected a dict with 'model_name', "
+            f"'model_args' and 'state_dict', got "
+            f"{sorted(package) if isinstance(package, Mapping) else type(package).__name__}"
+        )
+    name = package.get("model_name")
+    if name != RELEASED_MODEL_NAME:
+        raise ValueError(f"{where} holds model_name={name!r}, not {RELEASED_MODEL_NAME!r}")
+    args = package.get("model_args")
+    if not isinstance(args, Mapping):
+        raise ValueError(f"{where} has no 'model_args' dict")
+    missing = [key for key in RELEASED_ARGS if key not in args]
+    if missing:
+        raise ValueError(f"{where}: model_args lacks {missing}")
+    return dict(args), package["state_dict"]
+
+
+def model_args_from_released(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Our model arguments for a released ``model_args`` dict."""
+    return {
+        "n_src": int(args["num_sources"]),
+        "sample_rate": float(args["sample_rate"]),
+        "enc_kernel_ms": float(args["enc_kernel_size"]),
+        "bn_chan": int(args["out_channels"]),
+        "hid_chan": int(args["in_channels"]),
+        "n_blocks": int(args["num_blocks"]),
+        "upsampling_depth": int(args["upsampling_depth"]),
+    }
+
+
+def _check_encoder(args: Mapping[str, Any], state: Mapping[str, torch.Tensor], where: str) -> None:
+    weight = state.get("encoder.weight")
+    if weight is None:
+        return  # reported with the other missing keys
+    expected = args["enc_kernel_size"] * args["sample_rate"] / 1000
+    if weight.ndim != 3 or weight.shape[-1] != expected:
+        actual = weight.shape[-1] if weight.ndim == 3 else "?"
+        implied = f"{1000 * actual / args['sample_rate']:g} ms" if weight.ndim == 3 else "?"
+        raise ValueError(
+            f"{where}: sample_rate={args['sample_rate']} and enc_kernel_size="
+            f"{args['enc_kernel_size']} ms imply an encoder kernel of {expected:g} samples, but "
+            f"encoder.weight has shape {tuple(weight.shape)} (kernel {actual} samples = "
+            f"{implied} at that rate): the model_args do not match the weights"
+        )
+
+
+def _check_positions(table: torch.Tensor, where: str) -> None:
+    rows, channels = table.shape[-2:]
+    ours = sinusoidal_positions(rows, channels)
+    error = (table.reshape(rows, channels).float() - ours).abs().max().item()
+    if not math.isfinite(error) or error > 1e-4:
+        raise ValueError(
+            f"{where}: {POSITION_KEY} differs from the sinusoidal table by {error:.3g}; this "
+            "model computes positions itself and cannot reproduce a different table"
+        )
+
+
+def convert_state_dict(state: Mapping[str, torch.Tensor], model: torch.nn.Module,
+                       where: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Rename a released state dict to ``model``'s keys, checking keys and shapes.
+
+    Args:
+        state: The released ``state_dict``.
+        model: A model built with the matching arguments (used for names and shapes).
+        where: Name of the source, for error messages.
+
+    Returns:
+        A state dict that ``model.load_state_dict(..., strict=True)`` accepts.
+
+    Raises:
+        ValueError: Unknown or missing keys (all listed, with released names), or shape
+            mismatches (each key with both shapes).
+    """
+    ours = model.state_dict()
+    norm_keys = {
+        f"{name}.{param}"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.GroupNorm)
+        for param in ("weight", "bias")
+    }
+    converted, unknown, mismatched = {}, [], []
+    for key, tensor in state.items():
+        if key == POSITION_KEY:
+            _check_positions(tensor, where)
+            continue
+        target = released_to_ours(key)
+        if target is None or target not in ours:
+            unknown.append(key)
+        elif tuple(tensor.shape) != tuple(ours[target].shape):
+            mismatched.append(
+                f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(ours[target].shape)}"
+            )
+        else:
+            converted[target] = tensor
+    missing = [ours_to_released(key, norm_keys) for key in ours if key not in converted]
+    missing = [key for key in missing if key not in {k for k in state if k not in unknown}]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if unknown:
+        problems.append(f"unexpected keys: {unknown}")
+    if mismatched:
+        problems.append("shape mismatches: " + "; ".join(mismatched))
+    if problems:
+        raise ValueError(f"{where} does not match TDANetBest's layout: " + " | ".join(problems))
+    return converted
+
+
+def load_look2hear(checkpoint: str | Path | Mapping, *, model_class=None,
+                   legacy_look2hear: bool = True, **kwargs: Any):
+    """Build our model from a released checkpoint (see ``TDANet.from_look2hear``).
+
+    Args:
+        checkpoint: Path, loaded dict, or Hugging Face repo id.
+        model_class: The class to build (default :class:`~asteroid_tdanet.TDANet`).
+        legacy_look2hear: Reproduce the released code (default) or use the paper's wiring.
+        **kwargs: Extra model arguments.
+
+    Returns:
+        The model in eval mode.
+    """
+    if model_class is None:
+        from .models import TDANet as model_class
+    package, where = _read(checkpoint)
+    args, state = _check_package(package, where)
+    _check_encoder(args, state, where)
+    model_args = {**model_args_from_released(args), **kwargs}
+    model = model_class(legacy_look2hear=legacy_look2hear, **model_args)
+    model.load_state_dict(convert_state_dict(state, model, where), strict=True)
+    return model.eval()
+
+
+def to_look2hear(model: torch.nn.Module) -> dict[str, Any]:
+    """Our model in the released file layout (positional table included), for the authors' code.
+
+    Args:
+        model: A :class:`~asteroid_tdanet.TDANet`.
+
+    Returns:
+        ``{"model_name": "TDANetBest", "model_args": ..., "state_dict": ...}``.
+    """
+    masker = model.masker
+    norm_keys = {
+        f"{name}.{param}"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.GroupNorm)
+        for param in ("weight", "bias")
+    }
+    state = {ours_to_released(k, norm_keys): v.detach().clone()
+             for k, v in model.state_dict().items()}
+    state[POSITION_KEY] = sinusoidal_positions(RELEASED_POSITIONS, masker.hid_chan).unsqueeze(0)
+    enc_ms = model.enc_kernel_ms
+    args = {
+        "out_channels": masker.bn_chan,
+        "in_channels": masker.hid_chan,
+        "num_blocks": masker.n_blocks,
+        "upsampling_depth": masker.upsampling_depth,
+        "enc_kernel_size": int(enc_ms) if float(enc_ms).is_integer() else enc_ms,
+        "num_sources": masker.n_src,
+        "sample_rate": int(model.sample_rate),
+    }
+    return {"model_name": RELEASED_MODEL_NAME, "model_args": args, "state_dict": state}
