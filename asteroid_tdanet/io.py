@@ -54,12 +54,12 @@ def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") 
     return package
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
+def load_model(source: str | Path | dict[str, Any], map_location: str | torch.device = "cpu"):
     """Instantiate any registered Asteroid model (ours included) from a model file.
 
     Args:
-        path: Model file written from ``model.serialize()``.
-        map_location: Where to put the tensors.
+        source: Model file written from ``model.serialize()``, or the package it holds.
+        map_location: Where to put the tensors (files only).
 
     Returns:
         The model, in eval mode.
@@ -69,12 +69,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     from . import register_models
 
     register_models()
-    package = load_model_file(path, map_location)
+    package = source if isinstance(source, dict) else load_model_file(source, map_location)
     try:
         model_class = get(package["model_name"])
     except ValueError as err:
         raise ValueError(
-            f"{path}: unknown model name {package['model_name']!r}; import the package that "
+            f"unknown model name {package['model_name']!r}; import the package that "
             "defines it before loading"
         ) from err
     return model_class.from_pretrained(package).eval()

@@ -178,7 +178,15 @@ class GlobalSelfAttention(nn.Module):
         return y.transpose(1, 2)
 
     def _over_time(self, y: torch.Tensor) -> torch.Tensor:
-        return self.attn(y, y, y, need_weights=False)[0]
+        # nn.MultiheadAttention's weights, but scaled_dot_product_attention directly: it picks a
+        # fused kernel (flash on CPU and GPU) whose memory grows linearly with length, where the
+        # module's own path may materialise the (time x time) weights.
+        heads = self.attn.num_heads
+        q, k, v = F.linear(y, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))
+        dropout = self.attn.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        return self.attn.out_proj(out.transpose(1, 2).flatten(2))
 
     def _per_frame(self, y: torch.Tensor) -> torch.Tensor:
         # A frame attending only to itself has attention weight 1 in every head; the attention

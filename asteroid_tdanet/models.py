@@ -9,6 +9,7 @@ import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from torch import nn
 
+from .inference import AUTO_CHUNK_ABOVE_SECONDS, DEFAULT_CHUNK_SECONDS, separate_in_chunks
 from .io import load_model_file, plain_software_versions
 from .masker import TDANetMasker
 
@@ -172,6 +173,35 @@ class TDANet(BaseEncoderMaskerDecoder):
         estimates = decoded[..., edge:edge + length]
         return estimates[0] if was_1d else estimates
 
+    def forward_wav(self, wav: torch.Tensor, chunk_seconds: float | None = None,
+                    progress: bool = False, **kwargs: Any) -> torch.Tensor:
+        """Separate a recording of any length (what ``separate`` and ``tdanet-separate`` call).
+
+        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in overlapping
+        chunks of ``DEFAULT_CHUNK_SECONDS`` (30 s) with a Hann cross-fade, so memory stays bounded
+        for hours of audio; shorter ones are separated whole.
+
+        Args:
+            wav: Mixture, ``(time,)``, ``(batch, time)`` or ``(batch, 1, time)``.
+            chunk_seconds: Chunk length; ``None`` chooses as above, ``0`` never chunks.
+            progress: Show a progress bar over chunks.
+            **kwargs: Ignored (accepted for Asteroid's ``separate``).
+
+        Returns:
+            ``(batch, n_src, time)`` (``(n_src, time)`` for 1-D input).
+        """
+        wav, was_1d = check_waveform(wav)
+        if chunk_seconds is None:
+            long = wav.shape[-1] > AUTO_CHUNK_ABOVE_SECONDS * self.sample_rate
+            chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
+        if chunk_seconds:
+            estimates = separate_in_chunks(self, wav, n_src=self.n_src,
+                                           sample_rate=self.sample_rate,
+                                           chunk_seconds=chunk_seconds, progress=progress)
+        else:
+            estimates = self(wav)
+        return estimates[0] if was_1d else estimates
+
     def forward_decoder(self, masked_tf_rep: torch.Tensor) -> torch.Tensor:
         """Decode all sources jointly.
 
@@ -181,7 +211,17 @@ class TDANet(BaseEncoderMaskerDecoder):
         Returns:
             ``(batch, n_src, samples)``.
         """
-        return self.decoder(masked_tf_rep.flatten(1, 2))
+        features = masked_tf_rep.flatten(1, 2)
+        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if features.device.type == "cpu" and not exporting:
+            # oneDNN's transposed convolution builds a kernel for each new input length (minutes
+            # for minutes of audio) and then runs slower than ATen's own implementation.
+            kernel, stride = self.kernel_size, self.stride
+            return torch._C._nn.slow_conv_transpose2d(
+                features.unsqueeze(2), self.decoder.weight.unsqueeze(2), (1, kernel), None,
+                (1, stride), (0, kernel // 2),
+            ).squeeze(2)
+        return self.decoder(features)
 
     def get_model_args(self) -> dict[str, Any]:
         """Arguments to re-instantiate the model, as plain Python values."""
