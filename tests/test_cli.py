@@ -1,0 +1,94 @@
+"""tdanet-convert and tdanet-separate on real files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import TINY, fixture_path, load_fixture, max_rel_error
+
+from asteroid_tdanet import TDANet
+from asteroid_tdanet.cli import convert_main, separate_main
+from asteroid_tdanet.io import save_model_file
+from asteroid_tdanet.look2hear import to_look2hear
+
+
+@pytest.fixture
+def released_small(tmp_path):
+    fixture = load_fixture("tdanetbest_small.pt")
+    path = tmp_path / "pytorch_model.bin"
+    torch.save({k: fixture[k] for k in ("model_name", "model_args", "state_dict")}, path)
+    return path, fixture
+
+
+@pytest.mark.parametrize(("flags", "reference"),
+                         [([], "outputs_look2hear"), (["--paper"], "outputs_paper")])
+def test_convert_reproduces_the_reference(tmp_path, released_small, flags, reference):
+    released, fixture = released_small
+    out = tmp_path / "model.pth"
+    assert convert_main([str(released), str(out), *flags]) == 0
+    model = TDANet.from_pretrained(str(out)).eval()
+    with torch.inference_mode():
+        assert max_rel_error(model(fixture["inputs"]), fixture[reference]) <= 1e-4
+    # The converted file drops the 10,000-row positional table.
+    assert out.stat().st_size < released.stat().st_size
+
+
+def test_convert_refuses_to_overwrite_and_reports_bad_files(tmp_path, released_small, capsys):
+    released, _ = released_small
+    out = tmp_path / "model.pth"
+    out.write_text("precious")
+    assert convert_main([str(released), str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_text() == "precious"
+    bogus = tmp_path / "bogus.bin"
+    torch.save({"model_name": "Other", "model_args": {}, "state_dict": {}}, bogus)
+    assert convert_main([str(bogus), str(tmp_path / "x.pth")]) == 2
+    assert "'Other'" in capsys.readouterr().err
+
+
+def test_convert_full_size_released_file(tmp_path):
+    out = tmp_path / "model.pth"
+    assert convert_main([str(fixture_path("tdanetbest_4ms_16k_random.bin")), str(out)]) == 0
+    assert TDANet.from_pretrained(str(out)).sample_rate == 16000
+
+
+def _write(path, seconds, rate, channels=1):
+    rng = np.random.default_rng(0)
+    audio = 0.1 * rng.standard_normal((int(seconds * rate), channels)).astype("float32")
+    sf.write(path, audio, rate)
+
+
+def test_separate_files_and_folders(tmp_path):
+    model = TDANet(n_src=2, sample_rate=8000, **TINY)
+    model_file = save_model_file(model, tmp_path / "model.pth")
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    _write(inputs / "a.wav", 1.0, 8000)
+    _write(inputs / "sub" / "b.flac", 0.5, 16000, channels=2)  # resampled and downmixed
+    out_dir = tmp_path / "out"
+    assert separate_main([str(model_file), str(inputs), "--out-dir", str(out_dir)]) == 0
+    for stem, rate, length in (("a", 8000, 8000), ("b", 16000, 8000)):
+        for k in (1, 2):
+            audio, file_rate = sf.read(out_dir / f"{stem}_est{k}.wav")
+            assert file_rate == rate and audio.shape == (length,) and np.isfinite(audio).all()
+    # Existing outputs are kept unless --force.
+    assert separate_main([str(model_file), str(inputs / "a.wav"), "--out-dir", str(out_dir)]) == 2
+    assert separate_main([str(model_file), str(inputs / "a.wav"), "--out-dir", str(out_dir),
+                          "--force", "--chunk-seconds", "0.3"]) == 0
+
+
+def test_separate_with_a_released_checkpoint(tmp_path):
+    model = TDANet(n_src=2, sample_rate=8000, n_heads=8, bn_chan=16, hid_chan=32, n_blocks=1,
+                   upsampling_depth=3)
+    released = tmp_path / "pytorch_model.bin"
+    torch.save(to_look2hear(model), released)
+    _write(tmp_path / "mix.wav", 0.5, 8000)
+    assert separate_main([str(released), str(tmp_path / "mix.wav")]) == 0
+    assert (tmp_path / "mix_est2.wav").is_file()
+
+
+def test_separate_reports_missing_inputs(tmp_path, capsys):
+    model_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "m.pth")
+    assert separate_main([str(model_file), str(tmp_path / "nope.wav")]) == 2
+    assert "nope.wav" in capsys.readouterr().err
