@@ -10,7 +10,13 @@ exec((here / "asteroid_tdanet" / "version.py").read_text(), version)
 
 extras = {
     # Efficiency benchmark and deployment.
-    "bench": ["ptflops>=0.7.4", "matplotlib>=3.7", "onnx>=1.16", "onnxruntime>=1.18"],
+    "bench": [
+        "ptflops>=0.7.4",
+        "matplotlib>=3.7",
+        "onnx>=1.16",
+        "onnxscript>=0.3",
+        "onnxruntime>=1.18",
+    ],
     # Sepformer baseline (SpeechBrain's Dual_Path_Model).
     "sepformer": ["speechbrain>=1.0,<2"],
     # Recipes: data mixing, evaluation, plots, logs.
@@ -58,6 +64,7 @@ setup(
             "tdanet-convert=asteroid_tdanet.cli:convert_main",
             "tdanet-separate=asteroid_tdanet.cli:separate_main",
             "tdanet-bench=asteroid_tdanet.bench.__main__:main",
+            "tdanet-export=asteroid_tdanet.export:export_main",
         ]
     },
     classifiers=[

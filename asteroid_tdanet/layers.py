@@ -13,6 +13,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _exporting() -> bool:
+    # Under torch.export, shape comparisons between scales are symbolic: resize unconditionally.
+    return torch.compiler.is_exporting()
+
+
+def adaptive_avg_pool(x: torch.Tensor, length: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool1d``, also for symbolic lengths (``torch.export`` / ONNX).
+
+    Eagerly this is torch's op; under export, the same windows (``floor(j L / n)`` to
+    ``ceil((j + 1) L / n)``) are averaged from a cumulative sum, because the op needs a concrete
+    output size.
+
+    Args:
+        x: ``(batch, C, L)``.
+        length: Output length ``n``.
+
+    Returns:
+        ``(batch, C, n)``.
+    """
+    if not _exporting():
+        return F.adaptive_avg_pool1d(x, length)
+    size = x.shape[-1]
+    index = torch.arange(length, device=x.device)
+    start = (index * size) // length
+    end = ((index + 1) * size + length - 1) // length
+    sums = F.pad(x.cumsum(-1), (1, 0))
+    return (sums.index_select(-1, end) - sums.index_select(-1, start)) / (end - start).to(x.dtype)
+
+
 class GlobalLayerNorm(nn.GroupNorm):
     """Global layer norm (gLN): one mean and variance per item over channels and time.
 
@@ -274,7 +303,7 @@ class LocalAttention(nn.Module):
         length = x_local.shape[-1]
         gate = torch.sigmoid(self.gate(x_global))
         value = self.value(x_global)
-        if x_global.shape[-1] != length:
+        if x_global.shape[-1] != length or _exporting():
             gate = F.interpolate(gate, size=length, mode="nearest")
             value = F.interpolate(value, size=length, mode="nearest")
         return torch.addcmul(value, self.local(x_local), gate)

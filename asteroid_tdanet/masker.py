@@ -20,6 +20,7 @@ from .layers import (
     GlobalAttention,
     GlobalLayerNorm,
     LocalAttention,
+    adaptive_avg_pool,
 )
 
 
@@ -78,7 +79,7 @@ class UBlock(nn.Module):
         coarsest = scales[-1].shape[-1]
         pooled = scales[-1]
         for scale in scales[:-1]:
-            pooled = pooled + nn.functional.adaptive_avg_pool1d(scale, coarsest)
+            pooled = pooled + adaptive_avg_pool(scale, coarsest)
         glob = self.global_attn(pooled)
 
         top = self.depth - 2

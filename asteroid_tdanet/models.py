@@ -14,6 +14,12 @@ from .io import load_model_file, plain_software_versions
 from .masker import TDANetMasker
 
 
+def is_tracing() -> bool:
+    """Whether the model is being traced, compiled or exported (no data-dependent checks then)."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting())
+
+
 def kernel_samples(enc_kernel_ms: float, sample_rate: float) -> int:
     """Encoder kernel length in samples, checked to be a whole number divisible by 4.
 
@@ -70,8 +76,7 @@ def check_waveform(wav: Any) -> tuple[torch.Tensor, bool]:
         )
     if wav.shape[-1] == 0 or wav.numel() == 0:
         raise ValueError(f"TDANet got an empty waveform (shape {tuple(wav.shape)})")
-    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    if not tracing and not bool(torch.isfinite(wav).all()):
+    if not is_tracing() and not bool(torch.isfinite(wav).all()):
         raise ValueError("TDANet got NaN or Inf samples in the input waveform")
     was_1d = wav.ndim == 1
     return wav.reshape(-1, 1, wav.shape[-1]), was_1d
@@ -212,8 +217,7 @@ class TDANet(BaseEncoderMaskerDecoder):
             ``(batch, n_src, samples)``.
         """
         features = masked_tf_rep.flatten(1, 2)
-        exporting = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        if features.device.type == "cpu" and not exporting:
+        if features.device.type == "cpu" and not is_tracing():
             # oneDNN's transposed convolution builds a kernel for each new input length (minutes
             # for minutes of audio) and then runs slower than ATen's own implementation.
             kernel, stride = self.kernel_size, self.stride
