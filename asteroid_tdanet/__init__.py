@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .masker import TDANetMasker
 from .models import TDANet, TDANetLarge
+
 # SEPFORMER_PENDING from .sepformer import Sepformer
 from .version import __version__
 

@@ -32,9 +32,12 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("released", help="pytorch_model.bin, its folder, or a Hugging Face repo id")
     parser.add_argument("out", type=Path, help="output model file (.pth)")
-    parser.add_argument("--paper", action="store_true",
-                        help="use the paper's wiring and attention instead of reproducing the "
-                        "released code (same weights, different outputs)")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="use the paper's wiring and attention instead of reproducing the "
+        "released code (same weights, different outputs)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     args = parser.parse_args(argv)
 
@@ -50,8 +53,10 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
     save_model_file(model, args.out)
     mode = "paper" if args.paper else "legacy_look2hear (reproduces the released code)"
     params = sum(p.numel() for p in model.parameters())
-    print(f"wrote {args.out}: TDANet, {params:,} parameters, {model.sample_rate:g} Hz, "
-          f"{model.enc_kernel_ms:g} ms kernel, mode {mode}")
+    print(
+        f"wrote {args.out}: TDANet, {params:,} parameters, {model.sample_rate:g} Hz, "
+        f"{model.enc_kernel_ms:g} ms kernel, mode {mode}"
+    )
     return 0
 
 
@@ -99,8 +104,9 @@ def read_mono(path: Path, sample_rate: float) -> tuple[torch.Tensor, int]:
     return mono, file_rate
 
 
-def separate_file(model, path: Path, out_dir: Path | None, *, chunk_seconds: float | None,
-                  force: bool = False) -> list[Path]:
+def separate_file(
+    model, path: Path, out_dir: Path | None, *, chunk_seconds: float | None, force: bool = False
+) -> list[Path]:
     """Separate one file into ``<out_dir>/<stem>_est<k>.wav`` at the file's own sample rate."""
     from asteroid.separate import torch_separate
 
@@ -114,7 +120,9 @@ def separate_file(model, path: Path, out_dir: Path | None, *, chunk_seconds: flo
     mix, file_rate = read_mono(path, model.sample_rate)
     device = next(model.parameters()).device
     # Only our models know chunking; others get Asteroid's plain forward_wav.
-    options = {"chunk_seconds": chunk_seconds, "progress": True} if isinstance(model, TDANet) else {}
+    options = (
+        {"chunk_seconds": chunk_seconds, "progress": True} if isinstance(model, TDANet) else {}
+    )
     estimates = torch_separate(model, mix[None, None].to(device), **options)[0].cpu()
     if file_rate != model.sample_rate:
         import torchaudio.functional as AF
@@ -134,15 +142,26 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
         "sample rate are resampled; multi-channel files are averaged; long files are separated "
         "in overlapping chunks with bounded memory.",
     )
-    parser.add_argument("model", help="model file (.pth from training or tdanet-convert), a "
-                        "released pytorch_model.bin, or a Hugging Face repo id")
+    parser.add_argument(
+        "model",
+        help="model file (.pth from training or tdanet-convert), a "
+        "released pytorch_model.bin, or a Hugging Face repo id",
+    )
     parser.add_argument("inputs", nargs="+", help="audio files or folders")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where to write <name>_est<k>.wav (default: beside each input)")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where to write <name>_est<k>.wav (default: beside each input)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--chunk-seconds", type=float, default=None,
-                        help="chunk length for long files (default: chunk files over 60 s into "
-                        "30 s chunks; 0 = never chunk)")
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="chunk length for long files (default: chunk files over 60 s into "
+        "30 s chunks; 0 = never chunk)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -158,8 +177,9 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     written = 0
     for path in tqdm(files, unit="file", desc="files", disable=len(files) < 2):
         try:
-            outputs = separate_file(model, path, args.out_dir, chunk_seconds=args.chunk_seconds,
-                                    force=args.force)
+            outputs = separate_file(
+                model, path, args.out_dir, chunk_seconds=args.chunk_seconds, force=args.force
+            )
         except (FileExistsError, RuntimeError, ValueError, sf.LibsndfileError) as err:
             return _fail(f"{path}: {err}")
         written += len(outputs)

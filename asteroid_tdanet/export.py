@@ -11,8 +11,13 @@ log = logging.getLogger(__name__)
 MAX_SAMPLES = 2**31 - 1
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path, *, example_seconds: float = 1.0,
-                opset: int | None = None) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    path: str | Path,
+    *,
+    example_seconds: float = 1.0,
+    opset: int | None = None,
+) -> Path:
     """Export a TDANet to ONNX; the graph accepts any batch size and length.
 
     The exported graph maps ``mixture`` ``(batch, time)`` float32 to ``sources``
@@ -37,8 +42,14 @@ def export_onnx(model: torch.nn.Module, path: str | Path, *, example_seconds: fl
     dims = {0: torch.export.Dim("batch", max=4096), 1: time}
     with torch.no_grad():
         program = torch.onnx.export(
-            model, (example,), dynamo=True, input_names=["mixture"], output_names=["sources"],
-            dynamic_shapes=(dims,), opset_version=opset, external_data=False,
+            model,
+            (example,),
+            dynamo=True,
+            input_names=["mixture"],
+            output_names=["sources"],
+            dynamic_shapes=(dims,),
+            opset_version=opset,
+            external_data=False,
         )
     program.save(str(path))
     log.info("wrote %s", path)

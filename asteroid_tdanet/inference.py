@@ -19,10 +19,15 @@ def chunk_count(length: int, window: int, hop: int) -> int:
     return (length + 2 * window - window) // hop + 1
 
 
-def separate_in_chunks(separator: Callable[[torch.Tensor], torch.Tensor], wav: torch.Tensor, *,
-                       n_src: int, sample_rate: float,
-                       chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-                       progress: bool = False) -> torch.Tensor:
+def separate_in_chunks(
+    separator: Callable[[torch.Tensor], torch.Tensor],
+    wav: torch.Tensor,
+    *,
+    n_src: int,
+    sample_rate: float,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    progress: bool = False,
+) -> torch.Tensor:
     """Separate ``wav`` chunk by chunk and overlap-add the results.
 
     Chunks overlap by half and are cross-faded with a Hann window (which sums to one at that hop);
@@ -47,8 +52,13 @@ def separate_in_chunks(separator: Callable[[torch.Tensor], torch.Tensor], wav: t
     length = wav.shape[-1]
     if length <= window:
         return separator(wav)
-    bar = tqdm(total=chunk_count(length, window, hop), unit="chunk", desc="separating",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=chunk_count(length, window, hop),
+        unit="chunk",
+        desc="separating",
+        disable=not progress,
+        leave=False,
+    )
 
     def one_chunk(chunk: torch.Tensor) -> torch.Tensor:
         out = separator(chunk.unsqueeze(1) if chunk.ndim == 2 else chunk)

@@ -86,8 +86,9 @@ class DepthwiseScale(nn.Module):
 def _conv(in_chan: int, out_chan: int, kernel: int, stride: int, groups: int, bias: bool):
     if kernel == 1 and stride == 1 and groups == in_chan == out_chan:
         return DepthwiseScale(in_chan, bias=bias)
-    return nn.Conv1d(in_chan, out_chan, kernel, stride, padding=(kernel - 1) // 2, groups=groups,
-                     bias=bias)
+    return nn.Conv1d(
+        in_chan, out_chan, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=bias
+    )
 
 
 class ConvNorm(nn.Module):
@@ -102,8 +103,15 @@ class ConvNorm(nn.Module):
         bias: Whether the convolution has a bias.
     """
 
-    def __init__(self, in_chan: int, out_chan: int, kernel: int = 1, stride: int = 1,
-                 groups: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_chan: int,
+        out_chan: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.conv = _conv(in_chan, out_chan, kernel, stride, groups, bias)
         self.norm = GlobalLayerNorm(out_chan)
@@ -116,8 +124,15 @@ class ConvNorm(nn.Module):
 class ConvNormAct(ConvNorm):
     """:class:`ConvNorm` followed by a PReLU with a single slope."""
 
-    def __init__(self, in_chan: int, out_chan: int, kernel: int = 1, stride: int = 1,
-                 groups: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_chan: int,
+        out_chan: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__(in_chan, out_chan, kernel, stride, groups, bias)
         self.act = nn.PReLU()
 
@@ -147,8 +162,9 @@ class DropPath(nn.Module):
         return x * mask / keep
 
 
-def sinusoidal_positions(length: int, channels: int, device=None,
-                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sinusoidal_positions(
+    length: int, channels: int, device=None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """The sinusoidal positional table of "Attention is all you need", for any length.
 
     Computed in float32 exactly as the released TDANet builds its (10,000-row) table, so the first
@@ -189,8 +205,9 @@ class GlobalSelfAttention(nn.Module):
             projections are then unused.
     """
 
-    def __init__(self, channels: int, n_heads: int = 8, dropout: float = 0.1,
-                 legacy_look2hear: bool = False) -> None:
+    def __init__(
+        self, channels: int, n_heads: int = 8, dropout: float = 0.1, legacy_look2hear: bool = False
+    ) -> None:
         super().__init__()
         self.in_norm = nn.LayerNorm(channels)
         self.attn = nn.MultiheadAttention(channels, n_heads, dropout=dropout, batch_first=True)
@@ -221,8 +238,8 @@ class GlobalSelfAttention(nn.Module):
         # A frame attending only to itself has attention weight 1 in every head; the attention
         # dropout then zeroes (or rescales) that weight per frame and head, as it does there.
         channels = y.shape[-1]
-        w_v = self.attn.in_proj_weight[2 * channels:]
-        b_v = self.attn.in_proj_bias[2 * channels:] if self.attn.in_proj_bias is not None else None
+        w_v = self.attn.in_proj_weight[2 * channels :]
+        b_v = self.attn.in_proj_bias[2 * channels :] if self.attn.in_proj_bias is not None else None
         v = F.linear(y, w_v, b_v)
         if self.training and self.attn.dropout > 0:
             heads = self.attn.num_heads
@@ -266,8 +283,14 @@ class GlobalAttention(nn.Module):
         legacy_look2hear: See :class:`GlobalSelfAttention`.
     """
 
-    def __init__(self, channels: int, n_heads: int = 8, dropout: float = 0.1,
-                 drop_path: float = 0.1, legacy_look2hear: bool = False) -> None:
+    def __init__(
+        self,
+        channels: int,
+        n_heads: int = 8,
+        dropout: float = 0.1,
+        drop_path: float = 0.1,
+        legacy_look2hear: bool = False,
+    ) -> None:
         super().__init__()
         self.mhsa = GlobalSelfAttention(channels, n_heads, dropout, legacy_look2hear)
         self.ffn = FeedForward(channels, 2 * channels, dropout)
@@ -298,8 +321,10 @@ class LocalAttention(nn.Module):
         self.value = ConvNorm(channels, channels, kernel, groups=channels, bias=False)
 
     def forward(self, x_local: torch.Tensor, x_global: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x_local`` ``(batch, C, T)`` with ``x_global`` ``(batch, C, T')``; ``(batch, C, T)``
-        out, for any ``T'`` (shorter, equal or longer)."""
+        """Fuse ``x_local`` ``(batch, C, T)`` with ``x_global`` ``(batch, C, T')``.
+
+        Returns ``(batch, C, T)``, for any ``T'`` (shorter, equal or longer).
+        """
         length = x_local.shape[-1]
         gate = torch.sigmoid(self.gate(x_global))
         value = self.value(x_global)

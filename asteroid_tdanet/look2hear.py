@@ -19,8 +19,15 @@ import torch
 from .layers import sinusoidal_positions
 
 RELEASED_MODEL_NAME = "TDANetBest"
-RELEASED_ARGS = ("out_channels", "in_channels", "num_blocks", "upsampling_depth",
-                 "enc_kernel_size", "num_sources", "sample_rate")
+RELEASED_ARGS = (
+    "out_channels",
+    "in_channels",
+    "num_blocks",
+    "upsampling_depth",
+    "enc_kernel_size",
+    "num_sources",
+    "sample_rate",
+)
 POSITION_KEY = "sm.unet.globalatt.attn.pos_enc.pe"
 RELEASED_POSITIONS = 10000
 HUB_FILENAME = "pytorch_model.bin"
@@ -56,7 +63,7 @@ def released_to_ours(key: str) -> str | None:
     """Our state-dict key for a released key (``None`` if the released key is unknown)."""
     for theirs, ours in _PREFIXES:
         if key.startswith(theirs):
-            key = ours + key[len(theirs):]
+            key = ours + key[len(theirs) :]
             break
     else:
         return None
@@ -71,7 +78,7 @@ def ours_to_released(key: str, norm_keys: set[str]) -> str:
     is_norm = key in norm_keys
     for theirs, ours in _PREFIXES:
         if key.startswith(ours):
-            key = theirs + key[len(ours):]
+            key = theirs + key[len(ours) :]
             break
     for theirs, ours in _NAMES:
         key = key.replace(ours, theirs)
@@ -172,8 +179,9 @@ def _check_positions(table: torch.Tensor, where: str) -> None:
         )
 
 
-def convert_state_dict(state: Mapping[str, torch.Tensor], model: torch.nn.Module,
-                       where: str = "checkpoint") -> dict[str, torch.Tensor]:
+def convert_state_dict(
+    state: Mapping[str, torch.Tensor], model: torch.nn.Module, where: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
     """Rename a released state dict to ``model``'s keys, checking keys and shapes.
 
     Args:
@@ -223,8 +231,13 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], model: torch.nn.Module
     return converted
 
 
-def load_look2hear(checkpoint: str | Path | Mapping, *, model_class=None,
-                   legacy_look2hear: bool = True, **kwargs: Any):
+def load_look2hear(
+    checkpoint: str | Path | Mapping,
+    *,
+    model_class=None,
+    legacy_look2hear: bool = True,
+    **kwargs: Any,
+):
     """Build our model from a released checkpoint (see ``TDANet.from_look2hear``).
 
     Args:
@@ -263,8 +276,9 @@ def to_look2hear(model: torch.nn.Module) -> dict[str, Any]:
         if isinstance(module, torch.nn.GroupNorm)
         for param in ("weight", "bias")
     }
-    state = {ours_to_released(k, norm_keys): v.detach().clone()
-             for k, v in model.state_dict().items()}
+    state = {
+        ours_to_released(k, norm_keys): v.detach().clone() for k, v in model.state_dict().items()
+    }
     state[POSITION_KEY] = sinusoidal_positions(RELEASED_POSITIONS, masker.hid_chan).unsqueeze(0)
     enc_ms = model.enc_kernel_ms
     args = {

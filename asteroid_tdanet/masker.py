@@ -46,9 +46,16 @@ class UBlock(nn.Module):
             is per frame (see :class:`~asteroid_tdanet.layers.GlobalSelfAttention`).
     """
 
-    def __init__(self, bn_chan: int = 128, hid_chan: int = 512, depth: int = 5, n_heads: int = 8,
-                 dropout: float = 0.1, drop_path: float = 0.1,
-                 legacy_look2hear: bool = False) -> None:
+    def __init__(
+        self,
+        bn_chan: int = 128,
+        hid_chan: int = 512,
+        depth: int = 5,
+        n_heads: int = 8,
+        dropout: float = 0.1,
+        drop_path: float = 0.1,
+        legacy_look2hear: bool = False,
+    ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"upsampling_depth must be at least 2, got {depth}")
@@ -96,9 +103,9 @@ class UBlock(nn.Module):
 class TDANetMasker(nn.Module):
     """TDANet's separator: bottleneck, the U-block applied ``n_blocks`` times, and the masks.
 
-    ``x0 = conv1x1(gLN(feats)); x1 = U(x0); x_{k+1} = U(P(x0 + x_k)); masks = ReLU(conv(PReLU(x_B)))``
-    where ``P`` is a depthwise 1x1 convolution and a PReLU, and ``U`` shares its weights across
-    the ``n_blocks`` applications.
+    ``x0 = conv1x1(gLN(feats)); x1 = U(x0); x_{k+1} = U(P(x0 + x_k))`` and
+    ``masks = ReLU(conv(PReLU(x_B)))``, where ``P`` is a depthwise 1x1 convolution and a PReLU,
+    and ``U`` shares its weights across the ``n_blocks`` applications.
 
     Args:
         in_chan: Channels of the encoder features (``basis``).
@@ -122,10 +129,20 @@ class TDANetMasker(nn.Module):
         torch.Size([4, 2, 17, 100])
     """
 
-    def __init__(self, in_chan: int, n_src: int, bn_chan: int = 128, hid_chan: int = 512,
-                 n_blocks: int = 16, upsampling_depth: int = 5, n_heads: int = 8,
-                 dropout: float = 0.1, drop_path: float = 0.1, legacy_look2hear: bool = False,
-                 checkpoint_blocks: bool = False) -> None:
+    def __init__(
+        self,
+        in_chan: int,
+        n_src: int,
+        bn_chan: int = 128,
+        hid_chan: int = 512,
+        n_blocks: int = 16,
+        upsampling_depth: int = 5,
+        n_heads: int = 8,
+        dropout: float = 0.1,
+        drop_path: float = 0.1,
+        legacy_look2hear: bool = False,
+        checkpoint_blocks: bool = False,
+    ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
@@ -144,8 +161,9 @@ class TDANetMasker(nn.Module):
 
         self.in_norm = GlobalLayerNorm(in_chan)
         self.bottleneck = nn.Conv1d(in_chan, bn_chan, 1)
-        self.ublock = UBlock(bn_chan, hid_chan, upsampling_depth, n_heads, dropout, drop_path,
-                             legacy_look2hear)
+        self.ublock = UBlock(
+            bn_chan, hid_chan, upsampling_depth, n_heads, dropout, drop_path, legacy_look2hear
+        )
         self.recur_in = nn.Sequential(DepthwiseScale(bn_chan, bias=True), nn.PReLU())
         self.mask_net = nn.Sequential(nn.PReLU(), nn.Conv1d(bn_chan, n_src * in_chan, 1))
         self._compiled_block = None

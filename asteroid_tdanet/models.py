@@ -16,8 +16,7 @@ from .masker import TDANetMasker
 
 def is_tracing() -> bool:
     """Whether the model is being traced, compiled or exported (no data-dependent checks then)."""
-    return (torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting())
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def kernel_samples(enc_kernel_ms: float, sample_rate: float) -> int:
@@ -34,9 +33,9 @@ def kernel_samples(enc_kernel_ms: float, sample_rate: float) -> int:
     kernel = round(exact)
     if abs(exact - kernel) > 1e-6 or kernel < 4 or kernel % 4:
         raise ValueError(
-            f"enc_kernel_ms={enc_kernel_ms} at sample_rate={sample_rate} gives a kernel of {exact:g} "
-            "samples; TDANet needs a whole number of samples divisible by 4 (stride = kernel / 4), "
-            "e.g. 4 ms or 2 ms at 8 or 16 kHz"
+            f"enc_kernel_ms={enc_kernel_ms} at sample_rate={sample_rate} gives a kernel of "
+            f"{exact:g} samples; TDANet needs a whole number of samples divisible by 4 "
+            "(stride = kernel / 4), e.g. 4 ms or 2 ms at 8 or 16 kHz"
         )
     return kernel
 
@@ -123,23 +122,45 @@ class TDANet(BaseEncoderMaskerDecoder):
         torch.Size([1, 2, 8000])
     """
 
-    def __init__(self, n_src: int = 2, sample_rate: float = 8000, enc_kernel_ms: float = 4.0,
-                 bn_chan: int = 128, hid_chan: int = 512, n_blocks: int = 16,
-                 upsampling_depth: int = 5, n_heads: int = 8, dropout: float = 0.1,
-                 drop_path: float = 0.1, legacy_look2hear: bool = False,
-                 checkpoint_blocks: bool = False) -> None:
+    def __init__(
+        self,
+        n_src: int = 2,
+        sample_rate: float = 8000,
+        enc_kernel_ms: float = 4.0,
+        bn_chan: int = 128,
+        hid_chan: int = 512,
+        n_blocks: int = 16,
+        upsampling_depth: int = 5,
+        n_heads: int = 8,
+        dropout: float = 0.1,
+        drop_path: float = 0.1,
+        legacy_look2hear: bool = False,
+        checkpoint_blocks: bool = False,
+    ) -> None:
         kernel = kernel_samples(enc_kernel_ms, sample_rate)
         stride = kernel // 4
         basis = kernel // 2 + 1
         encoder = nn.Conv1d(1, basis, kernel, stride=stride, padding=kernel // 2, bias=False)
         # One transposed convolution over all sources' features: each output sees every source.
-        decoder = nn.ConvTranspose1d(n_src * basis, n_src, kernel, stride=stride,
-                                     padding=kernel // 2, bias=False)
+        decoder = nn.ConvTranspose1d(
+            n_src * basis, n_src, kernel, stride=stride, padding=kernel // 2, bias=False
+        )
         nn.init.xavier_uniform_(encoder.weight)
         nn.init.xavier_uniform_(decoder.weight)
         encoder.sample_rate = float(sample_rate)  # read by Asteroid's BaseModel
-        masker = TDANetMasker(basis, n_src, bn_chan, hid_chan, n_blocks, upsampling_depth,
-                              n_heads, dropout, drop_path, legacy_look2hear, checkpoint_blocks)
+        masker = TDANetMasker(
+            basis,
+            n_src,
+            bn_chan,
+            hid_chan,
+            n_blocks,
+            upsampling_depth,
+            n_heads,
+            dropout,
+            drop_path,
+            legacy_look2hear,
+            checkpoint_blocks,
+        )
         super().__init__(encoder, masker, decoder)
         self.n_src = n_src
         self.enc_kernel_ms = float(enc_kernel_ms)
@@ -175,11 +196,16 @@ class TDANet(BaseEncoderMaskerDecoder):
         tf_rep = self.forward_encoder(padded)
         masks = self.forward_masker(tf_rep)
         decoded = self.forward_decoder(self.apply_masks(tf_rep, masks))
-        estimates = decoded[..., edge:edge + length]
+        estimates = decoded[..., edge : edge + length]
         return estimates[0] if was_1d else estimates
 
-    def forward_wav(self, wav: torch.Tensor, chunk_seconds: float | None = None,
-                    progress: bool = False, **kwargs: Any) -> torch.Tensor:
+    def forward_wav(
+        self,
+        wav: torch.Tensor,
+        chunk_seconds: float | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         """Separate a recording of any length (what ``separate`` and ``tdanet-separate`` call).
 
         Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in overlapping
@@ -200,9 +226,14 @@ class TDANet(BaseEncoderMaskerDecoder):
             long = wav.shape[-1] > AUTO_CHUNK_ABOVE_SECONDS * self.sample_rate
             chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
         if chunk_seconds:
-            estimates = separate_in_chunks(self, wav, n_src=self.n_src,
-                                           sample_rate=self.sample_rate,
-                                           chunk_seconds=chunk_seconds, progress=progress)
+            estimates = separate_in_chunks(
+                self,
+                wav,
+                n_src=self.n_src,
+                sample_rate=self.sample_rate,
+                chunk_seconds=chunk_seconds,
+                progress=progress,
+            )
         else:
             estimates = self(wav)
         return estimates[0] if was_1d else estimates
@@ -222,8 +253,12 @@ class TDANet(BaseEncoderMaskerDecoder):
             # for minutes of audio) and then runs slower than ATen's own implementation.
             kernel, stride = self.kernel_size, self.stride
             return torch._C._nn.slow_conv_transpose2d(
-                features.unsqueeze(2), self.decoder.weight.unsqueeze(2), (1, kernel), None,
-                (1, stride), (0, kernel // 2),
+                features.unsqueeze(2),
+                self.decoder.weight.unsqueeze(2),
+                (1, kernel),
+                None,
+                (1, stride),
+                (0, kernel // 2),
             ).squeeze(2)
         return self.decoder(features)
 
@@ -231,8 +266,11 @@ class TDANet(BaseEncoderMaskerDecoder):
         """Arguments to re-instantiate the model, as plain Python values."""
         config = self.masker.get_config()
         del config["in_chan"]
-        return {"sample_rate": float(self.sample_rate), "enc_kernel_ms": self.enc_kernel_ms,
-                **config}
+        return {
+            "sample_rate": float(self.sample_rate),
+            "enc_kernel_ms": self.enc_kernel_ms,
+            **config,
+        }
 
     def serialize(self) -> dict[str, Any]:
         """Asteroid's model package, with only plain values besides tensors.
@@ -264,8 +302,9 @@ class TDANet(BaseEncoderMaskerDecoder):
         return super().from_pretrained(conf, *args, **kwargs)
 
     @classmethod
-    def from_look2hear(cls, checkpoint: str | Path | dict, *, legacy_look2hear: bool = True,
-                       **kwargs: Any) -> TDANet:
+    def from_look2hear(
+        cls, checkpoint: str | Path | dict, *, legacy_look2hear: bool = True, **kwargs: Any
+    ) -> TDANet:
         """Load one of the authors' released checkpoints (``TDANetBest``, "Look2Hear" layout).
 
         Args:
@@ -281,8 +320,9 @@ class TDANet(BaseEncoderMaskerDecoder):
         """
         from .look2hear import load_look2hear
 
-        return load_look2hear(checkpoint, model_class=cls, legacy_look2hear=legacy_look2hear,
-                              **kwargs)
+        return load_look2hear(
+            checkpoint, model_class=cls, legacy_look2hear=legacy_look2hear, **kwargs
+        )
 
 
 class TDANetLarge(TDANet):
@@ -291,7 +331,9 @@ class TDANetLarge(TDANet):
     Same arguments as :class:`TDANet`, with ``enc_kernel_ms=2.0`` by default.
     """
 
-    def __init__(self, n_src: int = 2, sample_rate: float = 8000, enc_kernel_ms: float = 2.0,
-                 **kwargs: Any) -> None:
-        super().__init__(n_src=n_src, sample_rate=sample_rate, enc_kernel_ms=enc_kernel_ms,
-                         **kwargs)
+    def __init__(
+        self, n_src: int = 2, sample_rate: float = 8000, enc_kernel_ms: float = 2.0, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            n_src=n_src, sample_rate=sample_rate, enc_kernel_ms=enc_kernel_ms, **kwargs
+        )

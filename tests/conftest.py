@@ -10,7 +10,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 # The reference outputs live beside the checkout (../shared); users' clones don't have them.
-FIXTURES = Path(os.environ.get("TDANET_FIXTURES", REPO.parent / "shared" / "fixtures" / "look2hear"))
+FIXTURES = Path(
+    os.environ.get("TDANET_FIXTURES", REPO.parent / "shared" / "fixtures" / "look2hear")
+)
 TINY = {"bn_chan": 16, "hid_chan": 32, "n_blocks": 2, "upsampling_depth": 3, "n_heads": 4}
 
 

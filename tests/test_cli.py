@@ -22,8 +22,9 @@ def released_small(tmp_path):
     return path, fixture
 
 
-@pytest.mark.parametrize(("flags", "reference"),
-                         [([], "outputs_look2hear"), (["--paper"], "outputs_paper")])
+@pytest.mark.parametrize(
+    ("flags", "reference"), [([], "outputs_look2hear"), (["--paper"], "outputs_paper")]
+)
 def test_convert_reproduces_the_reference(tmp_path, released_small, flags, reference):
     released, fixture = released_small
     out = tmp_path / "model.pth"
@@ -74,13 +75,32 @@ def test_separate_files_and_folders(tmp_path):
             assert file_rate == rate and audio.shape == (length,) and np.isfinite(audio).all()
     # Existing outputs are kept unless --force.
     assert separate_main([str(model_file), str(inputs / "a.wav"), "--out-dir", str(out_dir)]) == 2
-    assert separate_main([str(model_file), str(inputs / "a.wav"), "--out-dir", str(out_dir),
-                          "--force", "--chunk-seconds", "0.3"]) == 0
+    assert (
+        separate_main(
+            [
+                str(model_file),
+                str(inputs / "a.wav"),
+                "--out-dir",
+                str(out_dir),
+                "--force",
+                "--chunk-seconds",
+                "0.3",
+            ]
+        )
+        == 0
+    )
 
 
 def test_separate_with_a_released_checkpoint(tmp_path):
-    model = TDANet(n_src=2, sample_rate=8000, n_heads=8, bn_chan=16, hid_chan=32, n_blocks=1,
-                   upsampling_depth=3)
+    model = TDANet(
+        n_src=2,
+        sample_rate=8000,
+        n_heads=8,
+        bn_chan=16,
+        hid_chan=32,
+        n_blocks=1,
+        upsampling_depth=3,
+    )
     released = tmp_path / "pytorch_model.bin"
     torch.save(to_look2hear(model), released)
     _write(tmp_path / "mix.wav", 0.5, 8000)

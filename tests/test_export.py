@@ -15,8 +15,16 @@ pytest.importorskip("onnxruntime")
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_onnxruntime_equals_torch_with_dynamic_batch_and_length(tmp_path, legacy):
-    model = TDANet(n_src=2, sample_rate=8000, bn_chan=16, hid_chan=32, n_blocks=2,
-                   upsampling_depth=3, n_heads=4, legacy_look2hear=legacy).eval()
+    model = TDANet(
+        n_src=2,
+        sample_rate=8000,
+        bn_chan=16,
+        hid_chan=32,
+        n_blocks=2,
+        upsampling_depth=3,
+        n_heads=4,
+        legacy_look2hear=legacy,
+    ).eval()
     path = export_onnx(model, tmp_path / "tdanet.onnx")
     session = onnx_session(path, threads=1)
     for batch, length in ((1, 8000), (3, 12_345), (2, 32), (1, 41)):

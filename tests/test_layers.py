@@ -77,8 +77,9 @@ def test_local_attention_closed_form():
     x_local, x_global = torch.randn(1, 4, 8), torch.randn(1, 4, 2)
     expected_gate = torch.sigmoid(la.gate(x_global)).repeat_interleave(4, dim=-1)
     expected_value = la.value(x_global).repeat_interleave(4, dim=-1)
-    torch.testing.assert_close(la(x_local, x_global),
-                               la.local(x_local) * expected_gate + expected_value)
+    torch.testing.assert_close(
+        la(x_local, x_global), la.local(x_local) * expected_gate + expected_value
+    )
 
 
 def test_drop_path_drops_whole_items_and_keeps_expectation():

@@ -24,8 +24,9 @@ def released_layout(name: str) -> dict[str, tuple[int, ...]]:
     return layout
 
 
-@pytest.mark.parametrize(("legacy", "reference"),
-                         [(True, "outputs_look2hear"), (False, "outputs_paper")])
+@pytest.mark.parametrize(
+    ("legacy", "reference"), [(True, "outputs_look2hear"), (False, "outputs_paper")]
+)
 def test_small_fixture_both_modes_batch_of_two(legacy, reference):
     fixture = load_fixture("tdanetbest_small.pt")
     model = TDANet.from_look2hear(fixture, legacy_look2hear=legacy)
@@ -35,11 +36,13 @@ def test_small_fixture_both_modes_batch_of_two(legacy, reference):
     assert max_rel_error(out, fixture[reference]) <= TOLERANCE
 
 
-@pytest.mark.parametrize(("legacy", "reference"),
-                         [(True, "outputs_look2hear"), (False, "outputs_paper")])
+@pytest.mark.parametrize(
+    ("legacy", "reference"), [(True, "outputs_look2hear"), (False, "outputs_paper")]
+)
 def test_full_size_released_file_both_modes(legacy, reference):
-    model = TDANet.from_look2hear(fixture_path("tdanetbest_4ms_16k_random.bin"),
-                                  legacy_look2hear=legacy)
+    model = TDANet.from_look2hear(
+        fixture_path("tdanetbest_4ms_16k_random.bin"), legacy_look2hear=legacy
+    )
     io = load_fixture("tdanetbest_4ms_16k_random_io.pt")
     with torch.inference_mode():
         out = model(io["inputs"])
@@ -47,10 +50,13 @@ def test_full_size_released_file_both_modes(legacy, reference):
     assert sum(p.numel() for p in model.parameters()) == 2_353_479
 
 
-@pytest.mark.parametrize(("model_class", "keys_file", "params"), [
-    (TDANet, "tdanetbest_4ms_16k_keys.txt", 2_353_479),
-    (TDANetLarge, "tdanetbest_2ms_16k_keys.txt", 2_339_431),
-])
+@pytest.mark.parametrize(
+    ("model_class", "keys_file", "params"),
+    [
+        (TDANet, "tdanetbest_4ms_16k_keys.txt", 2_353_479),
+        (TDANetLarge, "tdanetbest_2ms_16k_keys.txt", 2_339_431),
+    ],
+)
 def test_our_parameters_are_exactly_the_released_layout(model_class, keys_file, params):
     model = model_class(n_src=2, sample_rate=16000)
     exported = to_look2hear(model)["state_dict"]
@@ -59,8 +65,15 @@ def test_our_parameters_are_exactly_the_released_layout(model_class, keys_file, 
 
 
 def test_to_look2hear_round_trip_is_identity():
-    model = TDANet(n_src=2, sample_rate=8000, bn_chan=16, hid_chan=32, n_blocks=2,
-                   upsampling_depth=3, n_heads=4).eval()
+    model = TDANet(
+        n_src=2,
+        sample_rate=8000,
+        bn_chan=16,
+        hid_chan=32,
+        n_blocks=2,
+        upsampling_depth=3,
+        n_heads=4,
+    ).eval()
     package = to_look2hear(model)
     package["model_args"]  # noqa: B018 - the layout has its args
     back = TDANet.from_look2hear(package, legacy_look2hear=False, n_heads=4)
@@ -117,8 +130,10 @@ def test_shape_mismatch_names_key_and_both_shapes(small_package):
     state = dict(small_package["state_dict"])
     state["sm.unet.res_conv.weight"] = torch.zeros(32, 64, 3)
     small_package["state_dict"] = state
-    with pytest.raises(ValueError, match=re.escape(
-            "sm.unet.res_conv.weight: checkpoint (32, 64, 3) vs model (32, 64, 1)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("sm.unet.res_conv.weight: checkpoint (32, 64, 3) vs model (32, 64, 1)"),
+    ):
         load_look2hear(small_package)
 
 

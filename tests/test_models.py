@@ -36,8 +36,9 @@ def test_input_shapes(tiny):
 
 def test_200_seconds_at_8k_past_the_released_position_limit():
     # D = 5: 200 s gives 12,500 coarsest frames, beyond the released 10,000-row table.
-    model = TDANet(n_src=2, sample_rate=8000, bn_chan=8, hid_chan=16, n_blocks=1,
-                   upsampling_depth=5, n_heads=2).eval()
+    model = TDANet(
+        n_src=2, sample_rate=8000, bn_chan=8, hid_chan=16, n_blocks=1, upsampling_depth=5, n_heads=2
+    ).eval()
     with torch.inference_mode():
         out = model(torch.randn(1, 200 * 8000))
     assert out.shape == (1, 2, 1_600_000)
@@ -71,26 +72,29 @@ def test_legacy_mode_leaves_the_coarsest_injection_unused():
     model = TDANet(n_src=2, sample_rate=8000, legacy_look2hear=True, **TINY)
     unused = _params_without_grad(model)
     coarsest = TINY["upsampling_depth"] - 1
-    assert unused == {n for n, _ in model.named_parameters()
-                      if n.startswith(f"masker.ublock.inject.{coarsest}.")}
+    assert unused == {
+        n for n, _ in model.named_parameters() if n.startswith(f"masker.ublock.inject.{coarsest}.")
+    }
     # Query and key projections are unused too (rows of in_proj_weight/bias).
     grad = model.masker.ublock.global_attn.mhsa.attn.in_proj_weight.grad
     hid = TINY["hid_chan"]
-    assert not grad[: 2 * hid].any() and grad[2 * hid:].any()
+    assert not grad[: 2 * hid].any() and grad[2 * hid :].any()
 
 
 def test_checkpointed_blocks_give_the_same_gradients():
     torch.manual_seed(1)
     plain = TDANet(n_src=2, sample_rate=8000, dropout=0.0, drop_path=0.0, **TINY)
-    checkpointed = TDANet(n_src=2, sample_rate=8000, dropout=0.0, drop_path=0.0,
-                          checkpoint_blocks=True, **TINY)
+    checkpointed = TDANet(
+        n_src=2, sample_rate=8000, dropout=0.0, drop_path=0.0, checkpoint_blocks=True, **TINY
+    )
     checkpointed.load_state_dict(plain.state_dict())
     mix = torch.randn(2, 2000)
     for model in (plain, checkpointed):
         model.train()
         model(mix).square().mean().backward()
-    for (name, p1), (_, p2) in zip(plain.named_parameters(), checkpointed.named_parameters(),
-                                   strict=True):
+    for (name, p1), (_, p2) in zip(
+        plain.named_parameters(), checkpointed.named_parameters(), strict=True
+    ):
         torch.testing.assert_close(p1.grad, p2.grad, msg=name)
 
 
@@ -101,15 +105,18 @@ def test_large_is_the_2ms_kernel():
     assert TDANet(sample_rate=16000).encoder.weight.shape == (33, 1, 64)
 
 
-@pytest.mark.parametrize(("bad", "error", "match"), [
-    (torch.zeros(1, 0), ValueError, "empty"),
-    (torch.tensor([[0.0, float("nan"), 1.0]]), ValueError, "NaN or Inf"),
-    (torch.tensor([[0.0, float("inf"), 1.0]]), ValueError, "NaN or Inf"),
-    (torch.zeros(1, 2, 100), ValueError, r"2 channels.*downmix"),
-    (torch.zeros(1, 1, 1, 100), ValueError, "4-D"),
-    (torch.zeros(1, 100, dtype=torch.int16), TypeError, "int16.*32768"),
-    ([0.0, 1.0], TypeError, "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (torch.zeros(1, 0), ValueError, "empty"),
+        (torch.tensor([[0.0, float("nan"), 1.0]]), ValueError, "NaN or Inf"),
+        (torch.tensor([[0.0, float("inf"), 1.0]]), ValueError, "NaN or Inf"),
+        (torch.zeros(1, 2, 100), ValueError, r"2 channels.*downmix"),
+        (torch.zeros(1, 1, 1, 100), ValueError, "4-D"),
+        (torch.zeros(1, 100, dtype=torch.int16), TypeError, "int16.*32768"),
+        ([0.0, 1.0], TypeError, "torch.Tensor"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(tiny, bad, error, match):
     with pytest.raises(error, match=match):
         tiny(bad)
@@ -132,8 +139,11 @@ def test_file_round_trip_with_weights_only(tmp_path, tiny):
     torch.save(tiny.serialize(), path)
     package = torch.load(path, weights_only=True)  # plain values only
     assert package["model_name"] == "TDANet"
-    for loaded in (TDANet.from_pretrained(str(path)), TDANet.from_pretrained(path),
-                   asteroid_tdanet.io.load_model(path)):
+    for loaded in (
+        TDANet.from_pretrained(str(path)),
+        TDANet.from_pretrained(path),
+        asteroid_tdanet.io.load_model(path),
+    ):
         loaded.eval()
         mix = torch.randn(1, 3000)
         with torch.inference_mode():
