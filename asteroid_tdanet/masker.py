@@ -191,7 +191,7 @@ class TDANetMasker(nn.Module):
         object.__setattr__(self, "_compiled_block", torch.compile(self.ublock, **compile_kwargs))
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:
-        block = self._compiled_block or self.ublock
+        block = self.ublock if self._compiled_block is None else self._compiled_block
         if self.checkpoint_blocks and self.training and torch.is_grad_enabled():
             return checkpoint(block, x, use_reentrant=False)
         return block(x)
