@@ -57,6 +57,8 @@ setup(
         "scipy>=1.10",
         "pyyaml>=6",
         "tqdm>=4.60",
+        # LibriMix-style loudness normalisation in the offline demo data builder.
+        "pyloudnorm>=0.1.1",
     ],
     extras_require=extras,
     entry_points={
