@@ -167,8 +167,10 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     from . import register_models
+    from .runtime import flush_denormals
 
     register_models()
+    flush_denormals()
     try:
         files = find_audio(args.inputs)
         model = load_any_model(args.model, args.device)

@@ -1,0 +1,494 @@
+"""Stage 2 of every recipe: train a registered Asteroid model with ``asteroid.engine.System``.
+
+One function, :func:`train`, turns a validated conf (see :mod:`asteroid_tdanet.recipes.config`)
+and a prepared data directory into an experiment directory::
+
+    exp/<tag>/
+      conf.yml                 the conf used (after command-line overrides)
+      checkpoints/last.ckpt    written after every epoch (resume point)
+      checkpoints/epoch=..ckpt the best ``training.save_top_k`` by val_loss
+      best_k_models.json       {checkpoint: val_loss}
+      best_model.pth           Asteroid model file (``asteroid_tdanet.io.load_model``)
+      train_log/               TensorBoard events + history.csv (per-epoch losses and lr)
+      training_curve.png
+
+CPU or GPUs, several GPUs and nodes through Lightning DDP, CPU DDP (gloo) for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from .config import ConfigError, build_model, conf_diff, dump_conf
+
+log = logging.getLogger(__name__)
+
+# Conf keys that may change when resuming: they do not change what the checkpoint means.
+RESUMABLE_CHANGES = (
+    "training.epochs",
+    "training.max_minutes",
+    "training.early_stop_patience",
+    "training.log_every_n_steps",
+    "data.num_workers",
+    "evaluation.",
+)
+
+
+class ExperimentExistsError(RuntimeError):
+    """The experiment directory holds a run and neither resume nor overwrite was asked."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training or validation loss became NaN or infinite."""
+
+
+def make_loss(name: str):
+    """PIT loss from its conf name (``pit_neg_snr``, ``pit_neg_sisdr``, ``pit_neg_sdsdr``)."""
+    from asteroid.losses import (
+        PITLossWrapper,
+        pairwise_neg_sdsdr,
+        pairwise_neg_sisdr,
+        pairwise_neg_snr,
+    )
+
+    pairwise = {
+        "pit_neg_snr": pairwise_neg_snr,
+        "pit_neg_sisdr": pairwise_neg_sisdr,
+        "pit_neg_sdsdr": pairwise_neg_sdsdr,
+    }[name]
+    return PITLossWrapper(pairwise, pit_from="pw_mtx")
+
+
+def make_optimizer(params, optim: dict[str, Any]) -> torch.optim.Optimizer:
+    """Optimizer from the ``optim`` conf section."""
+    kwargs = {"lr": optim["lr"], "weight_decay": optim["weight_decay"]}
+    if optim["name"] == "adam":
+        return torch.optim.Adam(params, **kwargs)
+    if optim["name"] == "adamw":
+        return torch.optim.AdamW(params, **kwargs)
+    return torch.optim.SGD(params, **kwargs)
+
+
+def _system_class():
+    """The LightningModule, built lazily so importing this module stays cheap."""
+    from asteroid.engine.system import System
+
+    class SeparationSystem(System):
+        """Asteroid ``System`` with distinct train/valid losses, a NaN guard and a loss history.
+
+        The history (one row per epoch: train_loss, val_loss, lr) is stored in every checkpoint,
+        so a resumed run continues it exactly; rank 0 also writes it to ``history_path``.
+        """
+
+        def __init__(self, *args, valid_loss_func, history_path: Path | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.valid_loss_func = valid_loss_func
+            self.history_path = history_path
+            self.history: list[dict[str, float]] = []
+            self._sums = torch.zeros(4)  # train sum, train count, valid sum, valid count
+
+        @staticmethod
+        def config_to_hparams(dic):
+            """Flattened conf for TensorBoard's hparams (lists as text)."""
+            from asteroid.utils import flatten_dict
+
+            return {
+                k: (str(v) if v is None or isinstance(v, (list, tuple)) else v)
+                for k, v in flatten_dict(dic).items()
+            }
+
+        def common_step(self, batch, batch_nb, train=True):
+            mixture, sources = batch[0], batch[1]
+            estimates = self(mixture)
+            loss_func = self.loss_func if train else self.valid_loss_func
+            return loss_func(estimates, sources), mixture.shape[0]
+
+        def _stop_if_not_finite(self, loss: torch.Tensor, where: str) -> None:
+            bad = not bool(torch.isfinite(loss))
+            if self.trainer.world_size > 1:  # every process must stop, or the others hang
+                bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+            if bad:
+                raise NonFiniteLossError(
+                    f"{where} loss is {loss.item()} (epoch {self.current_epoch}, "
+                    f"step {self.global_step}): stopping. No checkpoint was written after this "
+                    "point; checkpoints/last.ckpt holds the last finished epoch. Lower optim.lr, "
+                    "set training.gradient_clip, or check the data, then resume with --resume yes"
+                )
+
+        def on_train_epoch_start(self):
+            self._sums.zero_()
+
+        def training_step(self, batch, batch_nb):
+            loss, n = self.common_step(batch, batch_nb, train=True)
+            self._stop_if_not_finite(loss, "training")
+            self.log("loss", loss, prog_bar=True, batch_size=n)
+            self._sums[0] += loss.detach().float().cpu() * n
+            self._sums[1] += n
+            return loss
+
+        def on_validation_epoch_start(self):
+            self._sums[2:] = 0
+
+        def validation_step(self, batch, batch_nb):
+            loss, n = self.common_step(batch, batch_nb, train=False)
+            self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+            self._sums[2] += loss.detach().float().cpu() * n
+            self._sums[3] += n
+
+        def on_validation_epoch_end(self):
+            super().on_validation_epoch_end()
+            if self.trainer.sanity_checking:
+                return
+            sums = self._sums.clone()
+            if self.trainer.world_size > 1:
+                sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+            val_loss = (sums[2] / sums[3].clamp(min=1)).item()
+            # Raised before ModelCheckpoint runs: a diverged model is never saved.
+            self._stop_if_not_finite(torch.tensor(val_loss), "validation")
+            row = {
+                "epoch": int(self.current_epoch),
+                "train_loss": (sums[0] / sums[1]).item() if sums[1] > 0 else math.nan,
+                "val_loss": val_loss,
+                "lr": float(self.optimizer.param_groups[0]["lr"]),
+            }
+            self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
+            if self.trainer.is_global_zero and self.history_path is not None:
+                write_history(self.history, self.history_path)
+
+        def on_save_checkpoint(self, checkpoint):
+            checkpoint = super().on_save_checkpoint(checkpoint)
+            checkpoint["history"] = [dict(r) for r in self.history]
+            return checkpoint
+
+        def on_load_checkpoint(self, checkpoint):
+            self.history = [dict(r) for r in checkpoint.get("history", [])]
+
+    return SeparationSystem
+
+
+def write_history(history: list[dict[str, float]], path: Path) -> None:
+    """Per-epoch losses as CSV (epoch, train_loss, val_loss, lr)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["epoch,train_loss,val_loss,lr"]
+    lines += [
+        f"{r['epoch']},{r['train_loss']:.6f},{r['val_loss']:.6f},{r['lr']:.3e}" for r in history
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Read :func:`write_history`'s CSV."""
+    rows = path.read_text().strip().splitlines()[1:]
+    out = []
+    for line in rows:
+        epoch, train_loss, val_loss, lr = line.split(",")
+        out.append(
+            {
+                "epoch": int(epoch),
+                "train_loss": float(train_loss),
+                "val_loss": float(val_loss),
+                "lr": float(lr),
+            }
+        )
+    return out
+
+
+def make_loaders(conf: dict[str, Any], data_dir: Path, pin_memory: bool):
+    """Train and validation DataLoaders from ``asteroid_tdanet.data.make_dataset``."""
+    from asteroid_tdanet.data import make_dataset
+
+    data = conf["data"]
+    common = {"sample_rate": data["sample_rate"], "n_src": data["n_src"], "task": data["task"]}
+    train_set = make_dataset(data["format"], data_dir, "train", segment=data["segment"], **common)
+    valid_set = make_dataset(
+        data["format"], data_dir, "valid", segment=data["valid_segment"], **common
+    )
+    if len(train_set) < data["batch_size"]:
+        raise ConfigError(
+            f"{data_dir}: the train split has {len(train_set)} examples, fewer than "
+            f"data.batch_size={data['batch_size']}"
+        )
+    if len(valid_set) == 0:
+        raise ConfigError(f"{data_dir}: the valid split is empty")
+    workers = data["num_workers"]
+    loader_kw = {
+        "num_workers": workers,
+        "pin_memory": pin_memory,
+        # Keep workers alive across epochs: restarting them every epoch costs seconds.
+        "persistent_workers": workers > 0,
+    }
+    train_loader = DataLoader(
+        train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True, **loader_kw
+    )
+    valid_loader = DataLoader(
+        valid_set, batch_size=data["valid_batch_size"], shuffle=False, **loader_kw
+    )
+    return train_loader, valid_loader
+
+
+def prepare_exp_dir(
+    exp_dir: Path, conf: dict[str, Any], resume: bool, overwrite: bool
+) -> Path | None:
+    """Refuse to reuse an experiment unless asked; return the checkpoint to resume from.
+
+    Args:
+        exp_dir: ``exp/<tag>``.
+        conf: The conf of this run.
+        resume: Continue from ``checkpoints/last.ckpt``.
+        overwrite: Delete the existing experiment first.
+
+    Returns:
+        ``last.ckpt`` to resume from, or None for a fresh run.
+
+    Raises:
+        ExperimentExistsError: The directory holds a run and neither flag is set.
+        FileNotFoundError: Resume asked but there is no ``last.ckpt``.
+        ConfigError: Resume with a conf that changes the model, data or losses.
+    """
+    if resume and overwrite:
+        raise ValueError("choose either resume or overwrite, not both")
+    last = exp_dir / "checkpoints" / "last.ckpt"
+    # A run that stopped before its first checkpoint has nothing to lose: it may be reused.
+    exists = (exp_dir / "best_model.pth").exists() or any((exp_dir / "checkpoints").glob("*.ckpt"))
+    if exp_dir.exists() and overwrite:
+        log.warning("--overwrite yes: deleting %s", exp_dir)
+        shutil.rmtree(exp_dir)
+        exists = False
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume yes but {last} does not exist: nothing to resume")
+        saved = exp_dir / "conf.yml"
+        if saved.is_file():
+            import yaml
+
+            diff = conf_diff(yaml.safe_load(saved.read_text()), conf)
+            blocking = {
+                k: v for k, v in diff.items() if not any(k.startswith(p) for p in RESUMABLE_CHANGES)
+            }
+            if blocking:
+                text = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in _triples(blocking))
+                raise ConfigError(
+                    f"cannot resume {exp_dir} with a different conf ({text}); use the saved "
+                    f"{saved}, or a new --tag"
+                )
+            for key, (old, new) in diff.items():
+                log.warning("resuming with %s changed: %r -> %r", key, old, new)
+        return last
+    if exists:
+        raise ExperimentExistsError(
+            f"{exp_dir} already holds an experiment. Continue it with --resume yes, replace it "
+            "with --overwrite yes, or choose another --tag"
+        )
+    return None
+
+
+def _triples(diff: dict[str, tuple[Any, Any]]):
+    return [(k, a, b) for k, (a, b) in diff.items()]
+
+
+def trainer_devices(gpus: str, cpu_procs: int) -> dict[str, Any]:
+    """Lightning accelerator/devices from ``--gpus 0,1`` (empty: CPU) and ``--cpu_procs``."""
+    gpu_ids = [int(g) for g in gpus.replace(" ", "").split(",") if g != ""]
+    if gpu_ids:
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"--gpus {gpus} asked but CUDA is not available on this machine")
+        return {"accelerator": "gpu", "devices": gpu_ids}
+    if cpu_procs < 1:
+        raise ValueError(f"--cpu_procs must be >= 1, got {cpu_procs}")
+    return {"accelerator": "cpu", "devices": cpu_procs}
+
+
+def train(
+    conf: dict[str, Any],
+    data_dir: str | Path,
+    exp_dir: str | Path,
+    *,
+    gpus: str = "",
+    cpu_procs: int = 1,
+    num_nodes: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress_bar: bool = True,
+) -> Path | None:
+    """Train the conf's model; write the experiment directory described in the module doc.
+
+    Args:
+        conf: Validated conf.
+        data_dir: Metadata directory written by ``local/prepare_<dataset>.py``.
+        exp_dir: ``exp/<tag>``.
+        gpus: Comma-separated GPU ids; empty for CPU.
+        cpu_procs: Processes on CPU (>1: DDP with gloo, for tests or CPU clusters).
+        num_nodes: Machines (Lightning multi-node DDP; launch once per node).
+        resume: Continue from ``checkpoints/last.ckpt``.
+        overwrite: Delete an existing experiment first.
+        progress_bar: Show Lightning's progress bar.
+
+    Returns:
+        ``best_model.pth`` (on the global-zero process; None on the others).
+    """
+    from asteroid_tdanet.runtime import flush_denormals
+
+    flush_denormals()
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from pytorch_lightning.strategies import DDPStrategy
+
+    data_dir, exp_dir = Path(data_dir), Path(exp_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory not found: {data_dir} (run stage 1 first)")
+    devices = trainer_devices(gpus, cpu_procs)
+    n_devices = (
+        len(devices["devices"]) if isinstance(devices["devices"], list) else devices["devices"]
+    )
+    world = n_devices * num_nodes
+    # Only the launching process decides about the directory; DDP children (which Lightning
+    # starts by re-running the script) find it already prepared.
+    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    if child:
+        last = exp_dir / "checkpoints" / "last.ckpt"
+        ckpt_path = last if resume and last.is_file() else None
+    else:
+        ckpt_path = prepare_exp_dir(exp_dir, conf, resume, overwrite)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        dump_conf(conf, exp_dir / "conf.yml")
+
+    training = conf["training"]
+    pl.seed_everything(training["seed"], workers=True, verbose=False)
+    model = build_model(conf)
+    train_loader, valid_loader = make_loaders(
+        conf, data_dir, pin_memory=devices["accelerator"] == "gpu"
+    )
+    optimizer = make_optimizer(model.parameters(), conf["optim"])
+    scheduler = None
+    if conf["scheduler"]["name"] == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=conf["scheduler"]["factor"],
+            patience=conf["scheduler"]["patience"],
+        )
+    system = _system_class()(
+        model=model,
+        optimizer=optimizer,
+        loss_func=make_loss(conf["loss"]["train"]),
+        valid_loss_func=make_loss(conf["loss"]["valid"]),
+        train_loader=train_loader,
+        val_loader=valid_loader,
+        scheduler=scheduler,
+        config=conf,
+        history_path=exp_dir / "train_log" / "history.csv",
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=exp_dir / "checkpoints",
+        filename="{epoch}-{val_loss:.4f}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=training["save_top_k"],
+        save_last=True,
+        verbose=False,
+    )
+    callbacks: list[Any] = [checkpoint]
+    if progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(train_loader) // 50)))
+    if training["early_stop_patience"] is not None:
+        callbacks.append(
+            EarlyStopping(monitor="val_loss", mode="min", patience=training["early_stop_patience"])
+        )
+    strategy: Any = "auto"
+    if world > 1:
+        strategy = DDPStrategy(
+            find_unused_parameters=training["find_unused_parameters"],
+            process_group_backend="nccl" if devices["accelerator"] == "gpu" else "gloo",
+        )
+    trainer = pl.Trainer(
+        max_epochs=training["epochs"],
+        max_time=None if training["max_minutes"] is None else {"minutes": training["max_minutes"]},
+        callbacks=callbacks,
+        default_root_dir=exp_dir,
+        # System needs a logger (it crashes with logger=False).
+        logger=TensorBoardLogger(
+            save_dir=exp_dir, name="train_log", version="", default_hp_metric=False
+        ),
+        strategy=strategy,
+        num_nodes=num_nodes,
+        precision=training["precision"],
+        gradient_clip_val=training["gradient_clip"],
+        accumulate_grad_batches=training["accumulate_grad_batches"],
+        log_every_n_steps=training["log_every_n_steps"],
+        enable_progress_bar=progress_bar,
+        enable_model_summary=not child,
+        **devices,
+    )
+    if ckpt_path is not None and trainer.is_global_zero:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(system, ckpt_path=ckpt_path)
+    if not trainer.is_global_zero:
+        return None
+    return finalize(exp_dir, conf, checkpoint, system.history)
+
+
+def finalize(exp_dir: Path, conf: dict[str, Any], checkpoint, history) -> Path:
+    """Write best_k_models.json, best_model.pth and training_curve.png after training."""
+    from .plots import plot_training_curve
+
+    best_k = {str(Path(k).name): float(v) for k, v in checkpoint.best_k_models.items()}
+    (exp_dir / "best_k_models.json").write_text(json.dumps(best_k, indent=2) + "\n")
+    best_path = Path(checkpoint.best_model_path or exp_dir / "checkpoints" / "last.ckpt")
+    if not best_path.is_file():  # best_k_models keeps names relative to a moved directory
+        best_path = exp_dir / "checkpoints" / best_path.name
+    if not best_path.is_file():
+        raise RuntimeError(
+            f"training of {exp_dir} stopped before its first epoch ended (training.max_minutes "
+            "too small?): there is no checkpoint to export"
+        )
+    best_model = export_checkpoint(best_path, conf, exp_dir / "best_model.pth")
+    if history:
+        write_history(history, exp_dir / "train_log" / "history.csv")
+        plot_training_curve(history, exp_dir / "training_curve.png", title=exp_dir.name)
+    return best_model
+
+
+def export_checkpoint(ckpt: Path, conf: dict[str, Any], out: Path) -> Path:
+    """Turn a Lightning checkpoint into an Asteroid model file (plain values + tensors).
+
+    Args:
+        ckpt: Lightning checkpoint of a :func:`train` run.
+        conf: The run's conf (rebuilds the model).
+        out: Model file to write.
+
+    Returns:
+        ``out``.
+    """
+    from asteroid_tdanet.io import plain_software_versions
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    model = build_model(conf)
+    weights = {
+        k[len("model.") :]: v for k, v in state["state_dict"].items() if k.startswith("model.")
+    }
+    model.load_state_dict(weights)
+    package = model.serialize()
+    infos = package.setdefault("infos", {})
+    if "software_versions" in infos:
+        infos["software_versions"] = plain_software_versions(infos["software_versions"])
+    infos["training"] = {
+        "checkpoint": ckpt.name,
+        "epoch": int(state.get("epoch", -1)),
+        "global_step": int(state.get("global_step", -1)),
+        "conf": conf,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(package, tmp)
+    tmp.replace(out)  # atomic: a kill never leaves half a model file
+    return out

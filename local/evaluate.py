@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Stage 3: score exp/<tag>/best_model.pth on the whole test utterances -> exp/<tag>/results/.
+
+Usage:
+    python local/evaluate.py --exp_dir exp/tdanet --data_dir data/wav8k [--device auto|cpu|cuda]
+        [--jobs N] [--max_utterances N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asteroid_tdanet.recipes.cli import fail, setup_logging, yes_no
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], usage=__doc__)
+    parser.add_argument("--exp_dir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    parser.add_argument("--jobs", type=int, default=1, help="processes computing metrics")
+    parser.add_argument("--max_utterances", type=int, default=None, help="score only the first N")
+    parser.add_argument("--progress_bar", default="yes")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    from asteroid_tdanet.recipes.config import ConfigError
+    from asteroid_tdanet.recipes.evaluation import evaluate, format_metrics
+
+    try:
+        final = evaluate(
+            args.exp_dir,
+            args.data_dir,
+            device=args.device,
+            jobs=args.jobs,
+            max_utterances=args.max_utterances,
+            progress_bar=yes_no(args.progress_bar),
+        )
+    except (ConfigError, FileNotFoundError) as err:
+        fail(err)
+    print(format_metrics(final))
+    print(f"results: {Path(args.exp_dir) / 'results'}")
+
+
+if __name__ == "__main__":
+    main()

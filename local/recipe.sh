@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The stage driver shared by every recipe (ESPnet's egs2 enh.sh idea): a recipe's run.sh sets
+# its dataset and defaults, then calls this script with the user's options last.
+#
+#   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR [--wsj0 DIR]
+#   stage 1  prepare    python local/prepare_<prepare>.py --root STORAGE_DIR --out DATA_DIR
+#   stage 2  train      python local/train.py     -> exp/<tag>/ (checkpoints, best_model.pth)
+#   stage 3  evaluate   python local/evaluate.py  -> exp/<tag>/results/
+#   stage 4  publish    python local/publish.py   -> exp/<tag>/publish/
+#   stage 5  compare    python local/compare.py   -> exp/compare.{md,csv,png}
+set -euo pipefail
+
+local_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$local_dir")
+
+stage=0              # first stage to run
+stop_stage=5         # last stage to run
+dataset=             # lrs2_2mix | librimix | wham | mini2mix: download script and model card
+prepare=             # prepare_<prepare>.py (default: the dataset's own)
+storage_dir=         # raw dataset root: stage 0 writes it, stage 1 reads it
+wsj0=                # WSJ0 root (WHAM! only, stage 0)
+download_opts=       # extra options of the download script
+prepare_opts=        # extra options of the prepare script, e.g. "--task sep_noisy"
+sample_rate=8000     # Hz; must match data.sample_rate of the confs
+data_dir=            # metadata written by stage 1 (default: data/<dataset>_<sample_rate>)
+conf=conf/tdanet.yml # conf file; several (space-separated) run stages 2-4 for each
+tag=                 # experiment name exp/<tag> (default: the conf file name)
+exp_root=exp         # where experiments live (stage 5 compares all of them)
+gpus=                # GPU ids, e.g. 0,1 (empty: CPU)
+cpu_procs=1          # CPU processes when no GPU (>1: DDP over gloo)
+num_nodes=1          # machines; launch run.sh on each with NODE_RANK, MASTER_ADDR, MASTER_PORT
+resume=no            # yes: continue exp/<tag> from checkpoints/last.ckpt
+overwrite=no         # yes: delete an existing exp/<tag> before training
+train_opts=          # conf overrides, e.g. "--training.epochs 1 --optim.lr 5e-4"
+eval_opts=           # evaluate.py options, e.g. "--jobs 4 --device cuda"
+compare_opts=        # compare.py options, e.g. "--rtf_repeats 0"
+python=python        # interpreter with asteroid_tdanet installed
+
+usage() {
+  cat <<HELP
+Usage: ./run.sh [options]     (recipe: $PWD, dataset: ${dataset:-unset})
+Stages: 0 download, 1 prepare metadata, 2 train, 3 evaluate, 4 publish, 5 compare.
+Options (current value in brackets):
+  --stage N           first stage [$stage]
+  --stop_stage M      last stage [$stop_stage]
+  --storage_dir DIR   raw dataset root [${storage_dir:-none}]
+  --wsj0 DIR          WSJ0 root, WHAM! only [${wsj0:-none}]
+  --download_opts S   extra options of local/download_<dataset>.sh [$download_opts]
+  --prepare_opts S    extra options of local/prepare_<dataset>.py [$prepare_opts]
+  --sample_rate SR    sample rate in Hz [$sample_rate]
+  --data_dir DIR      prepared metadata [${data_dir:-data/<dataset>_<sample_rate>}]
+  --conf FILE(S)      conf file(s) [$conf]
+  --tag NAME          experiment name, exp/<tag> [${tag:-conf file name}]
+  --exp_root DIR      experiments folder [$exp_root]
+  --gpus IDS          GPU ids, e.g. 0,1; empty = CPU [${gpus:-CPU}]
+  --cpu_procs N       CPU training processes (DDP over gloo when > 1) [$cpu_procs]
+  --num_nodes K       machines for multi-node DDP [$num_nodes]
+  --resume yes|no     continue exp/<tag> from its last.ckpt [$resume]
+  --overwrite yes|no  delete an existing exp/<tag> first [$overwrite]
+  --train_opts S      conf overrides for training, e.g. "--training.epochs 1" [$train_opts]
+  --eval_opts S       options of local/evaluate.py [$eval_opts]
+  --compare_opts S    options of local/compare.py [$compare_opts]
+  --python PATH       Python interpreter [$python]
+HELP
+}
+
+. "$local_dir/parse_options.sh"
+if [ $# -gt 0 ]; then
+  echo "$0: unexpected argument '$1' (options are --name value; see --help)" >&2
+  exit 1
+fi
+if [ -z "$dataset" ]; then
+  echo "$0: --dataset is not set (run.sh sets it)" >&2
+  exit 1
+fi
+prepare=${prepare:-$dataset}
+export PYTHON="$python"  # the interpreter the download scripts use
+data_dir=${data_dir:-data/${dataset}_${sample_rate}}
+read -r -a confs <<< "$conf"
+if [ -n "$tag" ] && [ ${#confs[@]} -gt 1 ]; then
+  echo "$0: --tag names one experiment but ${#confs[@]} confs were given" >&2
+  exit 1
+fi
+recipe=${PWD#"$repo_dir"/}
+device=cpu
+if [ -n "$gpus" ]; then
+  device=cuda:${gpus%%,*}
+fi
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+tag_of() { if [ -n "$tag" ]; then echo "$tag"; else basename "$1" .yml; fi; }
+# Seconds since the first stage ran, for the time line in the log.
+start_time=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - start_time )) s"; }
+
+if stage_on 0 || stage_on 1; then
+  if [ -z "$storage_dir" ]; then
+    echo "$0: --storage_dir is needed by stages 0 and 1" >&2
+    exit 1
+  fi
+fi
+
+if stage_on 0; then
+  log "stage 0: download $dataset into $storage_dir"
+  extra=()
+  if [ -n "$wsj0" ]; then extra=(--wsj0 "$wsj0"); fi
+  # shellcheck disable=SC2086  # download_opts holds several words on purpose
+  bash "$local_dir/download_${dataset}.sh" --root "$storage_dir" "${extra[@]}" $download_opts
+  log "stage 0 done ($(elapsed))"
+fi
+
+if stage_on 1; then
+  log "stage 1: prepare metadata of $storage_dir into $data_dir"
+  # shellcheck disable=SC2086
+  "$python" "$local_dir/prepare_${prepare}.py" --root "$storage_dir" --out "$data_dir" \
+    --sample_rate "$sample_rate" $prepare_opts
+  log "stage 1 done ($(elapsed))"
+fi
+
+for c in "${confs[@]}"; do
+  t=$(tag_of "$c")
+  if stage_on 2; then
+    conf_rate=$("$python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["sample_rate"])' "$c")
+    if [ "$conf_rate" != "$sample_rate" ]; then
+      echo "$0: $c has data.sample_rate $conf_rate but the data are at $sample_rate Hz" >&2
+      exit 1
+    fi
+    log "stage 2: train $c -> $exp_root/$t"
+    # shellcheck disable=SC2086
+    "$python" "$local_dir/train.py" --conf "$c" --data_dir "$data_dir" --exp_dir "$exp_root/$t" \
+      --gpus "$gpus" --cpu_procs "$cpu_procs" --num_nodes "$num_nodes" --resume "$resume" \
+      --overwrite "$overwrite" $train_opts
+    log "stage 2 done ($(elapsed)); curve: $exp_root/$t/training_curve.png"
+  fi
+  if stage_on 3; then
+    log "stage 3: evaluate $exp_root/$t on the test set"
+    # shellcheck disable=SC2086
+    "$python" "$local_dir/evaluate.py" --exp_dir "$exp_root/$t" --data_dir "$data_dir" \
+      --device "$device" $eval_opts
+    log "stage 3 done ($(elapsed)); separated examples: $exp_root/$t/results/examples/"
+  fi
+  if stage_on 4; then
+    log "stage 4: publish $exp_root/$t"
+    "$python" "$local_dir/publish.py" --exp_dir "$exp_root/$t" --dataset "$dataset" \
+      --recipe "$recipe"
+    log "stage 4 done ($(elapsed))"
+  fi
+done
+
+if stage_on 5; then
+  log "stage 5: compare the experiments in $exp_root"
+  # shellcheck disable=SC2086
+  "$python" "$local_dir/compare.py" --exp_root "$exp_root" --title "$dataset" $compare_opts
+  log "stage 5 done ($(elapsed))"
+fi

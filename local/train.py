@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Stage 2: train the model of a conf; writes exp/<tag>/ (see asteroid_tdanet.recipes.training).
+
+Usage:
+    python local/train.py --conf conf/tdanet.yml --data_dir data/wav8k --exp_dir exp/tdanet \
+        [--gpus 0,1] [--cpu_procs N] [--num_nodes K] [--resume yes] [--overwrite yes] \
+        [--section.key VALUE ...]     # conf overrides, e.g. --optim.lr 5e-4 --training.epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from asteroid_tdanet.recipes.cli import fail, setup_logging, yes_no
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], usage=__doc__)
+    parser.add_argument("--conf", required=True, help="YAML conf (see recipes/config.py)")
+    parser.add_argument("--data_dir", required=True, help="stage-1 metadata directory")
+    parser.add_argument("--exp_dir", required=True, help="experiment directory exp/<tag>")
+    parser.add_argument("--gpus", default="", help="GPU ids, e.g. 0,1 (empty: CPU)")
+    parser.add_argument("--cpu_procs", type=int, default=1, help="CPU processes (>1: DDP/gloo)")
+    parser.add_argument("--num_nodes", type=int, default=1, help="machines (multi-node DDP)")
+    parser.add_argument("--resume", default="no", help="yes: continue from last.ckpt")
+    parser.add_argument("--overwrite", default="no", help="yes: delete an existing exp_dir")
+    parser.add_argument("--progress_bar", default="yes")
+    args, overrides = parser.parse_known_args(argv)
+    setup_logging()
+
+    from asteroid_tdanet.recipes.config import ConfigError, load_conf
+    from asteroid_tdanet.recipes.training import (
+        ExperimentExistsError,
+        NonFiniteLossError,
+        train,
+    )
+
+    try:
+        conf = load_conf(args.conf, overrides)
+        best = train(
+            conf,
+            args.data_dir,
+            args.exp_dir,
+            gpus=args.gpus,
+            cpu_procs=args.cpu_procs,
+            num_nodes=args.num_nodes,
+            resume=yes_no(args.resume),
+            overwrite=yes_no(args.overwrite),
+            progress_bar=yes_no(args.progress_bar),
+        )
+    except (ConfigError, ExperimentExistsError, NonFiniteLossError, FileNotFoundError) as err:
+        fail(err)
+    if best is not None:
+        print(f"best model: {best}")
+
+
+if __name__ == "__main__":
+    main()

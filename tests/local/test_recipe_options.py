@@ -1,0 +1,99 @@
+"""local/parse_options.sh and the option handling of local/recipe.sh (bash only, fast)."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from recipe_helpers import RECIPES, REPO
+
+PARSE = REPO / "local" / "parse_options.sh"
+
+
+def bash(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", script, "script", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+def parse(*args: str) -> subprocess.CompletedProcess:
+    script = textwrap.dedent(f"""
+        stage=0; stop_stage=5; gpus=; num_nodes=1; resume=no; train_opts=
+        help_message="the help"
+        . {PARSE}
+        echo "stage=$stage stop_stage=$stop_stage gpus=$gpus resume=$resume"
+        echo "train_opts=$train_opts rest=$*"
+    """)
+    return bash(script, *args)
+
+
+def test_kaldi_style_options_set_variables():
+    out = parse(
+        "--stage",
+        "2",
+        "--stop-stage=3",
+        "--gpus",
+        "0,1",
+        "--resume",
+        "yes",
+        "--train_opts",
+        "--training.epochs 1",
+        "left",
+        "over",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "stage=2 stop_stage=3 gpus=0,1 resume=yes" in out.stdout
+    assert "train_opts=--training.epochs 1 rest=left over" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stagee", "2"], "unknown option --stagee"),
+        (["--resume", "maybe"], "takes yes or no"),
+        (["--stage"], "needs a value"),
+        (["--1bad", "x"], "unknown option"),
+    ],
+)
+def test_bad_options_are_errors(args, message):
+    out = parse(*args)
+    assert out.returncode != 0 and message in out.stderr
+
+
+def test_help_prints_the_message_or_calls_usage():
+    out = parse("--help")
+    assert out.returncode == 0 and out.stdout.strip() == "the help"
+    script = f'x=1; usage() {{ echo "x is $x"; }}; . {PARSE}'
+    assert bash(script, "--x", "7", "--help").stdout.strip() == "x is 7"
+
+
+@pytest.mark.parametrize("recipe", [*RECIPES, "mini2mix"])
+def test_run_sh_is_short_and_calls_the_shared_driver(recipe: str):
+    run = REPO / "egs" / recipe / "TDANet" / "run.sh"
+    lines = [line for line in run.read_text().splitlines() if line.strip()]
+    assert len(lines) <= 25
+    assert "../../../local/recipe.sh" in run.read_text()
+    readme = (REPO / "egs" / recipe / "TDANet" / "README.md").read_text()
+    assert "./run.sh" in readme
+
+
+def test_help_shows_the_recipe_values_and_runs_nothing():
+    out = bash(f"{REPO}/egs/lrs2_2mix/TDANet/run.sh --help")
+    assert out.returncode == 0, out.stderr
+    assert "--sample_rate SR    sample rate in Hz [16000]" in out.stdout
+    assert "dataset: lrs2_2mix" in out.stdout
+    assert "0 download, 1 prepare metadata, 2 train, 3 evaluate, 4 publish, 5 compare" in out.stdout
+
+
+def test_driver_refuses_inconsistent_options(tmp_path: Path):
+    run = f"{REPO}/egs/librimix/TDANet/run.sh"
+    out = bash(f"{run} --stage 2 --conf 'conf/tdanet.yml conf/convtasnet.yml' --tag x")
+    assert out.returncode != 0 and "--tag names one experiment but 2 confs" in out.stderr
+    out = bash(f"{run} --stage 2 --stop_stage 2 --sample_rate 16000 --exp_root {tmp_path}")
+    assert out.returncode != 0 and "data.sample_rate 8000 but the data are at 16000" in out.stderr
+    out = bash(f"{REPO}/local/recipe.sh --stage 5")
+    assert out.returncode != 0 and "--dataset is not set" in out.stderr
+    out = bash(f"{run} extra")
+    assert out.returncode != 0 and "unexpected argument 'extra'" in out.stderr

@@ -1,0 +1,149 @@
+"""Stage 2 library: experiment directory rules, losses, training, resume, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from fake_trees import make_librimix_tree
+from recipe_helpers import register_test_models, tiny_conf
+
+from asteroid_tdanet.data.prepare import prepare
+from asteroid_tdanet.io import load_model, load_model_file
+from asteroid_tdanet.recipes.config import ConfigError, dump_conf, validate
+from asteroid_tdanet.recipes.training import (
+    ExperimentExistsError,
+    NonFiniteLossError,
+    make_loss,
+    prepare_exp_dir,
+    read_history,
+    train,
+    trainer_devices,
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = make_librimix_tree(tmp_path_factory.mktemp("raw"), n_per_split=3, seconds=1.0)
+    out = tmp_path_factory.mktemp("data")
+    prepare("librimix", root, out, sample_rate=8000, progress=False)
+    return out
+
+
+def scaled_conf(epochs: int, nan_after_steps: int = -1) -> dict:
+    register_test_models()
+    conf = tiny_conf("ScaledMixture", {"nan_after_steps": nan_after_steps})
+    conf["training"]["epochs"] = epochs
+    return validate(conf)
+
+
+def test_pit_neg_snr_matches_the_closed_form():
+    torch.manual_seed(0)
+    # Zero-mean signals: Asteroid's losses remove the mean first.
+    sources = torch.randn(1, 2, 4000)
+    sources -= sources.mean(-1, keepdim=True)
+    noise = 0.1 * torch.randn(1, 2, 4000)
+    noise -= noise.mean(-1, keepdim=True)
+    # Estimates in the other order: PIT must find the swap.
+    estimates = (sources + noise).flip(1)
+    snr = 10 * torch.log10(sources.pow(2).sum(-1) / noise.pow(2).sum(-1))
+    loss = make_loss("pit_neg_snr")(estimates, sources)
+    assert loss.item() == pytest.approx(-snr.mean().item(), abs=1e-4)
+    # SI-SDR of a rescaled source is unchanged: same target, estimate x3.
+    sisdr = make_loss("pit_neg_sisdr")(3 * estimates, sources)
+    assert sisdr.item() < loss.item() + 0.5  # close to -SNR (noise is almost orthogonal)
+
+
+def test_existing_experiments_are_never_reused_silently(tmp_path: Path):
+    conf = validate(tiny_conf())
+    exp = tmp_path / "exp" / "a"
+    assert prepare_exp_dir(exp, conf, resume=False, overwrite=False) is None
+    (exp / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        prepare_exp_dir(exp, conf, resume=True, overwrite=False)
+    (exp / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ExperimentExistsError, match="--resume yes"):
+        prepare_exp_dir(exp, conf, resume=False, overwrite=False)
+    dump_conf(conf, exp / "conf.yml")
+    assert prepare_exp_dir(exp, conf, resume=True, overwrite=False) == exp / "checkpoints/last.ckpt"
+    changed = validate(
+        {**conf, "model": {"name": "TDANet", "args": {**conf["model"]["args"], "n_blocks": 3}}}
+    )
+    with pytest.raises(ConfigError, match="model.args.n_blocks"):
+        prepare_exp_dir(exp, changed, resume=True, overwrite=False)
+    longer = validate({**conf, "training": {**conf["training"], "epochs": 9}})
+    assert prepare_exp_dir(exp, longer, resume=True, overwrite=False) is not None
+    with pytest.raises(ValueError, match="either"):
+        prepare_exp_dir(exp, conf, resume=True, overwrite=True)
+    assert prepare_exp_dir(exp, conf, resume=False, overwrite=True) is None
+    assert not exp.exists()
+
+
+def test_gpus_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        trainer_devices("0", 1)
+    assert trainer_devices("", 2) == {"accelerator": "cpu", "devices": 2}
+
+
+def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path):
+    exp = tmp_path / "exp" / "scaled"
+    best = train(scaled_conf(epochs=2), data_dir, exp, progress_bar=False)
+    assert best == exp / "best_model.pth"
+    for name in (
+        "conf.yml",
+        "best_k_models.json",
+        "training_curve.png",
+        "checkpoints/last.ckpt",
+        "train_log/history.csv",
+    ):
+        assert (exp / name).is_file(), name
+    assert list((exp / "train_log").glob("events.out.tfevents.*"))
+    history = read_history(exp / "train_log" / "history.csv")
+    assert [r["epoch"] for r in history] == [0, 1]
+    best_k = json.loads((exp / "best_k_models.json").read_text())
+    assert len(best_k) == 2 and min(best_k.values()) == pytest.approx(
+        min(r["val_loss"] for r in history), abs=1e-4
+    )
+    package = load_model_file(best)  # weights_only=True
+    assert package["model_name"] == "ScaledMixture"
+    assert package["infos"]["training"]["conf"]["training"]["epochs"] == 2
+    model = load_model(best)
+    assert model(torch.randn(1, 800)).shape == (1, 2, 800)
+
+    with pytest.raises(ExperimentExistsError):
+        train(scaled_conf(epochs=2), data_dir, exp, progress_bar=False)
+    train(scaled_conf(epochs=3), data_dir, exp, resume=True, progress_bar=False)
+    history = read_history(exp / "train_log" / "history.csv")
+    assert [r["epoch"] for r in history] == [0, 1, 2]  # continued, no epoch lost or repeated
+    last = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and [r["epoch"] for r in last["history"]] == [0, 1, 2]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path):
+    exp = tmp_path / "exp" / "nan"
+    steps_per_epoch = 3  # 3 training mixtures, batch 1
+    conf = scaled_conf(epochs=4, nan_after_steps=steps_per_epoch)
+    with pytest.raises(NonFiniteLossError, match="training loss is nan.*last.ckpt"):
+        train(conf, data_dir, exp, progress_bar=False)
+    last = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    assert [r["epoch"] for r in last["history"]] == [0]
+    assert math.isfinite(last["history"][0]["val_loss"])
+    assert not (exp / "best_model.pth").exists()
+
+
+def test_the_time_cap_stops_training_and_keeps_a_model(data_dir: Path, tmp_path: Path):
+    conf = scaled_conf(epochs=1000)
+    conf["training"]["max_minutes"] = 0.0005  # 30 ms: stops within the first epochs
+    exp = tmp_path / "exp" / "capped"
+    train(conf, data_dir, exp, progress_bar=False)
+    state = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["epoch"] < 999
+    assert (exp / "best_model.pth").is_file()
+    assert read_history(exp / "train_log" / "history.csv")  # the partial epoch was validated
