@@ -10,7 +10,7 @@ from __future__ import annotations
 from .masker import TDANetMasker
 from .models import TDANet, TDANetLarge
 
-# SEPFORMER_PENDING from .sepformer import Sepformer
+from .sepformer import Sepformer
 from .version import __version__
 
 __all__ = ["Sepformer", "TDANet", "TDANetLarge", "TDANetMasker", "__version__", "register_models"]
@@ -20,7 +20,7 @@ def register_models() -> None:
     """Make our models gettable by name from ``asteroid.models`` (idempotent)."""
     from asteroid import models
 
-    for model_class in (TDANet, TDANetLarge):  # SEPFORMER_PENDING
+    for model_class in (TDANet, TDANetLarge, Sepformer):
         try:
             registered = models.get(model_class.__name__)
         except ValueError:
