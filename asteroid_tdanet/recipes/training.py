@@ -110,7 +110,10 @@ def _system_class():
             mixture, sources = batch[0], batch[1]
             estimates = self(mixture)
             loss_func = self.loss_func if train else self.valid_loss_func
-            return loss_func(estimates, sources), mixture.shape[0]
+            # The loss in float32 under any mixed precision: bf16 keeps ~3 significant digits.
+            with torch.autocast(device_type=estimates.device.type, enabled=False):
+                loss = loss_func(estimates.float(), sources.float())
+            return loss, mixture.shape[0]
 
         def _stop_if_not_finite(self, loss: torch.Tensor, where: str) -> None:
             bad = not bool(torch.isfinite(loss))

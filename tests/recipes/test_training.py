@@ -147,3 +147,22 @@ def test_the_time_cap_stops_training_and_keeps_a_model(data_dir: Path, tmp_path:
     assert state["epoch"] < 999
     assert (exp / "best_model.pth").is_file()
     assert read_history(exp / "train_log" / "history.csv")  # the partial epoch was validated
+
+
+def test_loss_is_float32_under_bf16_autocast():
+    from asteroid.models import ConvTasNet
+
+    from asteroid_tdanet.recipes.training import _system_class, make_loss
+
+    model = ConvTasNet(n_src=2, n_filters=16, bn_chan=8, hid_chan=16, n_blocks=1, n_repeats=1)
+    system = _system_class()(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters()),
+        loss_func=make_loss("pit_neg_snr"),
+        valid_loss_func=make_loss("pit_neg_sisdr"),
+        train_loader=None,
+    )
+    batch = (torch.randn(2, 800), torch.randn(2, 2, 800))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, count = system.common_step(batch, 0)
+    assert loss.dtype == torch.float32 and count == 2
