@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .masker import TDANetMasker
 from .models import TDANet, TDANetLarge
-
 from .sepformer import Sepformer
 from .version import __version__
 

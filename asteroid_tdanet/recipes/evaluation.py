@@ -64,10 +64,18 @@ def bss_sdr(estimates: np.ndarray, references: np.ndarray) -> float:
     """
     from torchmetrics.functional import signal_distortion_ratio
 
-    sdr = signal_distortion_ratio(
-        torch.from_numpy(np.asarray(estimates, dtype=np.float64)),
-        torch.from_numpy(np.asarray(references, dtype=np.float64)),
-    )
+    # One thread: with torch 2.14.1's MKL, the batched LU solve inside fails ("DLASWP parameter 6",
+    # "pivots ... must be >= 1") once torch.set_num_threads(n > 1) has been called in the
+    # process. The systems are 512 x 512: a single thread costs nothing.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sdr = signal_distortion_ratio(
+            torch.from_numpy(np.asarray(estimates, dtype=np.float64)),
+            torch.from_numpy(np.asarray(references, dtype=np.float64)),
+        )
+    finally:
+        torch.set_num_threads(previous)
     return float(sdr.mean())
 
 

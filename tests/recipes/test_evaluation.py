@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from fake_trees import make_librimix_tree
 from recipe_helpers import ScaledMixture, register_test_models, tiny_conf
 
@@ -106,6 +107,9 @@ def test_missing_files_and_unsupported_pesq_rates_are_named(data_dir: Path, tmp_
 
 def test_torchmetrics_sdr_equals_get_metrics_sdr():
     from asteroid_tdanet.recipes.evaluation import _score
+
+    # Setting the thread count once used to break torchmetrics' LU solve (MKL): keep it covered.
+    torch.set_num_threads(torch.get_num_threads())
 
     rng = np.random.default_rng(0)
     refs = rng.standard_normal((2, 6000))
