@@ -7,6 +7,7 @@ computes each batch item independently of the others.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -122,18 +123,10 @@ class ConvNorm(nn.Module):
 
 
 class ConvNormAct(ConvNorm):
-    """:class:`ConvNorm` followed by a PReLU with a single slope."""
+    """:class:`ConvNorm` (same arguments) followed by a PReLU with a single slope."""
 
-    def __init__(
-        self,
-        in_chan: int,
-        out_chan: int,
-        kernel: int = 1,
-        stride: int = 1,
-        groups: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(in_chan, out_chan, kernel, stride, groups, bias)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.act = nn.PReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
