@@ -1,0 +1,127 @@
+"""Where a measured number came from: the header every committed result file carries.
+
+Every number a README quotes lives in a JSON file under ``results/``, written by
+:func:`write_result`. Besides the measured values, such a file records how to regenerate it (the
+command, normally a ``make results-<study>`` target), when, on which machine (CPU model, cores,
+load), with which software, and at which commit. ``tests/test_results.py`` checks the header and
+that each README number equals the value it cites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HEADER_KEYS = ("command", "date", "machine", "versions", "commit")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's best guess elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores this process may use, memory, and the load when measured."""
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gb"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    if hasattr(os, "getloadavg"):
+        # A loaded machine makes times unreliable: the result says how loaded it was.
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that decide the numbers."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name in ("asteroid-tdanet", "torch", "torchaudio", "asteroid", "numpy", "onnxruntime"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """The checked-out commit, with ``+dirty`` when tracked files differ from it."""
+    where = Path(repo) if repo is not None else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def provenance(command: str) -> dict[str, Any]:
+    """The header of a result file: command, date (UTC), machine, versions, commit.
+
+    Args:
+        command: The command that regenerates the result, e.g. ``"make results-demo"``.
+    """
+    return {
+        "command": command,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "versions": versions(),
+        "commit": git_commit(),
+    }
+
+
+def write_result(path: str | Path, values: dict[str, Any], command: str) -> Path:
+    """Write ``values`` under the provenance header to ``path`` (JSON, atomically).
+
+    Args:
+        path: Result file, normally ``results/<study>.json``.
+        values: The measured values (plain JSON types); must not reuse the header's keys.
+        command: The command that regenerates this file.
+
+    Returns:
+        ``path``.
+    """
+    clash = sorted(set(values) & set(HEADER_KEYS))
+    if clash:
+        raise ValueError(f"result values may not use the header keys {clash}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({**provenance(command), **values}, indent=2) + "\n")
+    tmp.replace(path)
+    return path
