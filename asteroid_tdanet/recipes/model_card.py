@@ -15,82 +15,22 @@ from typing import Any
 
 import yaml
 
-# What each recipe's data are, and under which terms its audio may be used.
-DATASETS: dict[str, dict[str, Any]] = {
-    "librimix": {
-        "name": "Libri2Mix",
-        "hf_id": "Libri2Mix",
-        "url": "https://github.com/JorisCos/LibriMix",
-        "licenses": [
-            {
-                "title": "LibriSpeech ASR corpus",
-                "author": "Vassil Panayotov",
-                "license": "CC BY 4.0",
-                "license_url": "https://creativecommons.org/licenses/by/4.0/",
-                "non_commercial": False,
-            },
-        ],
-    },
-    "wham": {
-        "name": "WHAM!",
-        "hf_id": "wham",
-        "url": "http://wham.whisper.ai/",
-        "licenses": [
-            {
-                "title": "CSR-I (WSJ0) Complete",
-                "author": "LDC",
-                "license": "LDC User Agreement for Non-Members",
-                "license_url": "https://catalog.ldc.upenn.edu/LDC93S6A",
-                "non_commercial": True,
-            },
-            {
-                "title": "WHAM! noise",
-                "author": "Whisper.ai",
-                "license": "CC BY-NC 4.0",
-                "license_url": "https://creativecommons.org/licenses/by-nc/4.0/",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "lrs2_2mix": {
-        "name": "LRS2-2Mix",
-        "hf_id": "LRS2-2Mix",
-        "url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-        "licenses": [
-            {
-                "title": "LRS2",
-                "author": "BBC / Visual Geometry Group, University of Oxford",
-                "license": "BBC research licence (non-commercial, academic)",
-                "license_url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "mini2mix": {
-        "name": "mini2mix",
-        "hf_id": "mini2mix",
-        "url": "https://github.com/asteroid-team/asteroid",
-        "licenses": [
-            {
-                "title": "mini2mix (synthetic speech built offline by this project)",
-                "author": "asteroid-tdanet",
-                "license": "MIT",
-                "license_url": "https://opensource.org/licenses/MIT",
-                "non_commercial": False,
-            },
-        ],
-    },
-}
+from asteroid_tdanet.data.registry import get_entry
 
 HEADLINE = {"si_sdr_imp": "SI-SNRi", "sdr_imp": "SDRi", "stoi": "STOI", "pesq": "PESQ"}
 
 
 def dataset_infos(dataset: str, task: str) -> dict[str, Any]:
-    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r} (known: {sorted(DATASETS)})")
-    info = DATASETS[dataset]
-    return {"dataset": info["name"], "task": task, "licenses": [dict(x) for x in info["licenses"]]}
+    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model.
+
+    Args:
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
+        task: "sep_clean" or "sep_noisy" (adds the noise's licence).
+
+    Returns:
+        ``{"dataset": title, "task": task, "licenses": [Asteroid licence dicts]}``.
+    """
+    return get_entry(dataset).infos(task)
 
 
 def model_card(
@@ -108,14 +48,15 @@ def model_card(
     Args:
         repo_name: Name the model would have on the hub (the experiment tag).
         model_name: Registered model class name.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         conf: Training conf.
         metrics: ``final_metrics.json`` contents.
         n_params: Number of parameters.
         recipe: Recipe path, e.g. ``egs/librimix/TDANet``.
     """
-    info = DATASETS[dataset]
-    non_commercial = any(lic["non_commercial"] for lic in info["licenses"])
+    entry = get_entry(dataset)
+    licenses = entry.license_dicts(conf["data"]["task"])
+    non_commercial = any(lic["non_commercial"] for lic in licenses)
     results = [
         {"type": key.replace("_", "-"), "name": label, "value": round(metrics[key]["mean"], 3)}
         for key, label in HEADLINE.items()
@@ -124,7 +65,7 @@ def model_card(
     meta = {
         "library_name": "asteroid",
         "tags": ["asteroid", "audio", "audio-to-audio", "speech-separation", model_name],
-        "datasets": [info["hf_id"]],
+        "datasets": [entry.hf_id],
         "license": "cc-by-nc-4.0" if non_commercial else "cc-by-4.0",
         "pipeline_tag": "audio-to-audio",
         "model-index": [
@@ -134,8 +75,8 @@ def model_card(
                     {
                         "task": {"type": "audio-to-audio", "name": "Speech separation"},
                         "dataset": {
-                            "name": info["name"],
-                            "type": info["hf_id"],
+                            "name": entry.title,
+                            "type": entry.hf_id,
                             "config": conf["data"]["task"],
                         },
                         "metrics": results,
@@ -150,11 +91,11 @@ def model_card(
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
         "---",
         "",
-        f"# {repo_name}: {model_name} trained on {info['name']}",
+        f"# {repo_name}: {model_name} trained on {entry.title}",
         "",
         f"{model_name} ({n_params / 1e6:.2f} M parameters) separating {data['n_src']} speakers "
         f"at {data['sample_rate']} Hz, trained with the `{recipe}` recipe of asteroid-tdanet "
-        f"(task `{data['task']}`). Dataset: {info['name']} ({info['url']}).",
+        f"(task `{data['task']}`). Dataset: {entry.title} ({entry.url}).",
         "",
         "## Use",
         "",
@@ -189,8 +130,10 @@ def model_card(
         "## Licenses of the training data",
         "",
     ]
-    for lic in info["licenses"]:
-        lines.append(f"- {lic['title']} ({lic['author']}): {lic['license']} ({lic['license_url']})")
+    for lic in licenses:
+        lines.append(
+            f"- {lic['title']} ({lic['author']}): {lic['license']} ({lic['license_link']})"
+        )
     lines += [
         "",
         "## References",
@@ -210,7 +153,7 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str) -> Path:
     Args:
         exp_dir: ``exp/<tag>`` with ``best_model.pth``, ``conf.yml``,
             ``results/final_metrics.json``.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         recipe: Recipe path for the card.
 
     Returns:

@@ -10,9 +10,10 @@ import torch
 import yaml
 from recipe_helpers import ScaledMixture, register_test_models, tiny_conf
 
+from asteroid_tdanet.data.registry import NAMES
 from asteroid_tdanet.io import load_model, save_model_file
 from asteroid_tdanet.recipes.config import dump_conf, validate
-from asteroid_tdanet.recipes.model_card import DATASETS, dataset_infos, publish
+from asteroid_tdanet.recipes.model_card import dataset_infos, publish
 
 METRICS = {
     "si_sdr_imp": {"mean": 16.9, "std": 3.1, "count": 3000},
@@ -64,10 +65,10 @@ def test_card_metadata_parses_with_huggingface_hub(tmp_path: Path):
 
 
 def test_unknown_dataset_and_missing_metrics_are_named(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown dataset 'timit'"):
+    with pytest.raises(ValueError, match="unknown data set 'timit'"):
         dataset_infos("timit", "sep_clean")
     exp = make_evaluated_exp(tmp_path / "t")
     (exp / "results" / "final_metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="evaluate first"):
         publish(exp, "librimix", "egs/librimix/TDANet")
-    assert set(DATASETS) == {"librimix", "wham", "lrs2_2mix", "mini2mix"}
+    assert set(NAMES) == {"librimix", "wham", "lrs2_2mix", "mini2mix"}
