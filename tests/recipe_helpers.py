@@ -93,6 +93,7 @@ def tiny_conf(
             "training": {
                 "epochs": 1,
                 "max_minutes": None,
+                "max_steps": None,
                 "early_stop_patience": 30,
                 "gradient_clip": 5.0,
                 "precision": "32-true",
@@ -103,7 +104,7 @@ def tiny_conf(
                 "find_unused_parameters": False,
             },
             "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
-            "scheduler": {"name": "plateau", "factor": 0.5, "patience": 15},
+            "scheduler": {"name": "plateau", "factor": 0.5, "patience": 15, "warmup_steps": None},
             "loss": {"train": "pit_neg_snr", "valid": "pit_neg_sisdr"},
             "evaluation": {
                 "metrics": ["si_sdr", "sdr", "stoi"],

@@ -30,6 +30,8 @@ A conf has seven sections; every key is required, so the file shows every value 
     training:
       epochs: 500              # maximum number of epochs
       max_minutes: null        # wall-clock cap on training (null = none); stops mid-epoch
+      max_steps: null          # optimizer-step cap on training (null = none): unlike
+                               # max_minutes, what it trains does not depend on machine load
       early_stop_patience: 30  # epochs without a better val_loss before stopping (null = off)
       gradient_clip: 5.0       # max gradient L2 norm (null = off)
       precision: 32-true       # 32-true | bf16-mixed | 16-mixed (Lightning precision)
@@ -43,9 +45,11 @@ A conf has seven sections; every key is required, so the file shows every value 
       lr: 1.0e-3               # write floats with a dot: YAML reads 1e-3 as a string
       weight_decay: 0.0
     scheduler:
-      name: plateau            # plateau (ReduceLROnPlateau on val_loss) | none
-      factor: 0.5
-      patience: 15
+      name: plateau            # plateau (ReduceLROnPlateau on val_loss) | cosine (linear
+                               # warmup, then cosine decay to 0 at training.max_steps) | none
+      factor: 0.5              # plateau only (null otherwise)
+      patience: 15             # plateau only (null otherwise)
+      warmup_steps: null       # cosine only: optimizer steps of linear warmup from 0
     loss:
       train: pit_neg_snr       # pit_neg_snr | pit_neg_sisdr | pit_neg_sdsdr (PIT, pairwise matrix)
       valid: pit_neg_sisdr     # the monitored val_loss
@@ -111,6 +115,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "training": {
         "epochs": Field(int),
         "max_minutes": Field(float, nullable=True),
+        "max_steps": Field(int, nullable=True),
         "early_stop_patience": Field(int, nullable=True),
         "gradient_clip": Field(float, nullable=True),
         "precision": Field(str, choices=("32-true", "bf16-mixed", "16-mixed")),
@@ -126,9 +131,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "weight_decay": Field(float),
     },
     "scheduler": {
-        "name": Field(str, choices=("plateau", "none")),
+        "name": Field(str, choices=("plateau", "cosine", "none")),
         "factor": Field(float, nullable=True),
         "patience": Field(int, nullable=True),
+        "warmup_steps": Field(int, nullable=True),
     },
     "loss": {
         "train": Field(str, choices=("pit_neg_snr", "pit_neg_sisdr", "pit_neg_sdsdr")),
@@ -251,11 +257,23 @@ def _check_consistency(conf: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.epochs and accumulate_grad_batches must be >= 1")
     if training["max_minutes"] is not None and training["max_minutes"] <= 0:
         raise ConfigError(f"{source}: training.max_minutes must be > 0 or null")
+    if training["max_steps"] is not None and training["max_steps"] < 1:
+        raise ConfigError(f"{source}: training.max_steps must be >= 1 or null")
     if conf["optim"]["lr"] <= 0:
         raise ConfigError(f"{source}: optim.lr must be > 0")
     sched = conf["scheduler"]
     if sched["name"] == "plateau" and (sched["factor"] is None or sched["patience"] is None):
         raise ConfigError(f"{source}: scheduler plateau needs factor and patience")
+    if sched["name"] == "cosine":
+        # The decay is laid out over the step budget: without one it has no end to reach.
+        if training["max_steps"] is None:
+            raise ConfigError(f"{source}: scheduler cosine needs training.max_steps")
+        warmup = sched["warmup_steps"]
+        if warmup is None or not 0 <= warmup < training["max_steps"]:
+            raise ConfigError(
+                f"{source}: scheduler cosine needs 0 <= warmup_steps < training.max_steps "
+                f"({training['max_steps']}), got {warmup}"
+            )
     bad = [m for m in conf["evaluation"]["metrics"] if m not in EVAL_METRICS]
     if bad or not conf["evaluation"]["metrics"]:
         raise ConfigError(

@@ -3,8 +3,9 @@
 Each run executes a recipe's ``run.sh`` from fresh folders (data built, prepared, trained,
 evaluated, published and compared, as a user's first run), timing it end to end, and records
 the test metrics, the training steps and epochs, the best validation loss and the machine's load
-before and after. Variants differ only by conf overrides (``--train_opts``), so they share one
-wall-clock training budget (``training.max_minutes``).
+before and after. Variants differ only by conf overrides (``--train_opts``), so they share the
+conf's training budget: ``training.max_steps`` (the same steps, each variant's wall time
+measured) or ``training.max_minutes`` (the same wall time).
 
 Run (what ``make results-demo`` and ``make results-demo-augmentation`` do)::
 
@@ -72,6 +73,7 @@ def run_once(recipe: Path, train_opts: str, workdir: Path) -> dict[str, Any]:
         "train_opts": train_opts,
         "data": {k: conf["data"][k] for k in ("dynamic_mixing", "speed_perturb", "segment")},
         "max_minutes": conf["training"]["max_minutes"],
+        "max_steps": conf["training"]["max_steps"],
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
     }
 

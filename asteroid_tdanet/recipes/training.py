@@ -178,6 +178,26 @@ def _system_class():
     return SeparationSystem
 
 
+def cosine_schedule(warmup_steps: int, total_steps: int):
+    """Learning-rate factor per optimizer step: linear warmup, then cosine decay.
+
+    Args:
+        warmup_steps: Steps of linear rise from 0 to the full rate (0: none).
+        total_steps: Step at which the factor reaches 0 (``training.max_steps``).
+
+    Returns:
+        A function step -> factor in [0, 1], for ``torch.optim.lr_scheduler.LambdaLR``.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
 def write_history(history: list[dict[str, float]], path: Path) -> None:
     """Per-epoch losses as CSV (epoch, train_loss, val_loss, lr)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,7 +428,7 @@ def train(
         conf, data_dir, pin_memory=devices["accelerator"] == "gpu"
     )
     optimizer = make_optimizer(model.parameters(), conf["optim"])
-    scheduler = None
+    scheduler: Any = None
     if conf["scheduler"]["name"] == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -416,6 +436,16 @@ def train(
             factor=conf["scheduler"]["factor"],
             patience=conf["scheduler"]["patience"],
         )
+    elif conf["scheduler"]["name"] == "cosine":
+        # Stepped after every optimizer step (Asteroid's System maps "batch" to Lightning's
+        # "step"), so the schedule is a function of the step count alone.
+        scheduler = {
+            "scheduler": torch.optim.lr_scheduler.LambdaLR(
+                optimizer,
+                cosine_schedule(conf["scheduler"]["warmup_steps"], training["max_steps"]),
+            ),
+            "interval": "batch",
+        }
     system = _system_class()(
         model=model,
         optimizer=optimizer,
@@ -462,6 +492,7 @@ def train(
     trainer = pl.Trainer(
         max_epochs=training["epochs"],
         max_time=None if training["max_minutes"] is None else {"minutes": training["max_minutes"]},
+        max_steps=-1 if training["max_steps"] is None else training["max_steps"],
         callbacks=callbacks,
         default_root_dir=exp_dir,
         # System needs a logger (it crashes with logger=False).

@@ -56,7 +56,12 @@ def test_benchmark_confs_follow_the_authors(recipe: str):
         )
         assert conf["data"]["sample_rate"] == rate and conf["data"]["segment"] == segment
         assert conf["optim"] == {"name": "adam", "lr": 1e-3, "weight_decay": 0.0}
-        assert conf["scheduler"] == {"name": "plateau", "factor": 0.5, "patience": 15}
+        assert conf["scheduler"] == {
+            "name": "plateau",
+            "factor": 0.5,
+            "patience": 15,
+            "warmup_steps": None,
+        }
         assert conf["training"]["early_stop_patience"] == 30
         assert conf["training"]["epochs"] == 500
         assert conf["training"]["gradient_clip"] == 5.0
