@@ -233,3 +233,27 @@ def test_augmentation_errors_name_the_key(changes, message):
         conf["data"]["batch_size"] = 1
     with pytest.raises(ConfigError, match=message):
         validate(conf)
+
+
+@pytest.mark.parametrize(
+    ("training", "scheduler", "message"),
+    [
+        ({"max_steps": 0}, {}, "training.max_steps must be >= 1 or null"),
+        ({}, {"name": "cosine", "warmup_steps": 10}, "scheduler cosine needs training.max_steps"),
+        ({"max_steps": 100}, {"name": "cosine"}, "0 <= warmup_steps < training.max_steps"),
+        (
+            {"max_steps": 100},
+            {"name": "cosine", "warmup_steps": 100},
+            r"0 <= warmup_steps < training.max_steps \(100\), got 100",
+        ),
+    ],
+)
+def test_step_budget_and_cosine_errors_name_the_key(training, scheduler, message):
+    conf = tiny_conf()
+    conf["training"].update(training)
+    conf["scheduler"].update(scheduler)
+    with pytest.raises(ConfigError, match=message):
+        validate(conf)
+    conf["training"]["max_steps"] = 100
+    conf["scheduler"]["warmup_steps"] = 10
+    assert validate(conf)["training"]["max_steps"] == 100  # the fixed conf is accepted

@@ -211,3 +211,49 @@ def test_a_resumed_dynamic_mixing_run_ends_where_an_uninterrupted_one_does(
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(value, b["state_dict"][key], rtol=0, atol=0)
     assert a["history"] == b["history"]
+
+
+def test_cosine_schedule_matches_torchs_linear_warmup_then_cosine_annealing():
+    from asteroid_tdanet.recipes.training import cosine_schedule
+
+    warmup, total = 4, 20
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    # Independent reference: torch's own schedulers chained (linear 1/w .. 1, then cosine to 0).
+    reference = torch.optim.lr_scheduler.SequentialLR(
+        optimizer,
+        [
+            torch.optim.lr_scheduler.LinearLR(
+                optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1
+            ),
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup),
+        ],
+        milestones=[warmup],
+    )
+    factor = cosine_schedule(warmup, total)
+    for step in range(total + 1):
+        assert factor(step) == pytest.approx(optimizer.param_groups[0]["lr"], abs=1e-6), step
+        optimizer.step()
+        reference.step()
+    assert factor(total) == pytest.approx(0.0, abs=1e-12)
+    assert factor(total + 5) == pytest.approx(0.0, abs=1e-12)  # stays at 0 past the budget
+    assert cosine_schedule(0, 10)(0) == 1.0  # no warmup: the full rate from the first step
+
+
+@pytest.mark.parametrize("max_steps", [6, 5])  # two whole epochs of 3 steps; mid-epoch
+def test_max_steps_ends_training_at_that_step_with_the_cosine_at_zero(
+    data_dir: Path, tmp_path: Path, max_steps: int
+):
+    conf = scaled_conf(epochs=1000)
+    conf["training"]["max_steps"] = max_steps
+    conf["optim"]["lr"] = 0.1
+    conf["scheduler"] = {"name": "cosine", "factor": None, "patience": None, "warmup_steps": 2}
+    conf = validate(conf)
+    exp = tmp_path / "exp" / "steps"
+    train(conf, data_dir, exp, progress_bar=False)
+    last = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == max_steps  # 3 training mixtures, batch 1: 3 steps an epoch
+    assert last["epoch"] == (max_steps - 1) // 3
+    # The schedule stepped once per optimizer step: after the last one its rate is 0.
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert (exp / "best_model.pth").is_file()
