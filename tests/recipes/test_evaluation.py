@@ -266,3 +266,20 @@ def test_sdr_and_si_snr_are_not_confused():
     assert row["sdr"] > row["si_sdr"] + 20
     assert row["sdr_imp"] == pytest.approx(row["sdr"] - row["input_sdr"])
     assert row["si_sdr_imp"] == pytest.approx(row["si_sdr"] - row["input_si_sdr"])
+
+
+def test_stoi_is_computed_at_the_data_rate():
+    from pystoi import stoi
+
+    from asteroid_tdanet.recipes.evaluation import _score
+
+    # STOI resamples to 10 kHz from the rate it is given: the data's rate must reach it.
+    rng = np.random.default_rng(3)
+    refs = rng.standard_normal((2, 16000))
+    ests = refs + 0.7 * rng.standard_normal((2, 16000))
+    row = _score(refs.sum(0), refs, ests, 16000, ["si_sdr", "stoi"], "u")
+    expected = np.mean([stoi(r, e, 16000) for r, e in zip(refs, ests, strict=True)])
+    assert row["stoi"] == pytest.approx(expected, abs=1e-6)
+    assert (
+        abs(np.mean([stoi(r, e, 8000) for r, e in zip(refs, ests, strict=True)]) - expected) > 1e-3
+    )
