@@ -170,12 +170,11 @@ _tdanet_fetch_once() {
   return $rc
 }
 
-# _tdanet_fetch_from URL PART: attempts (with retries) to complete PART from URL.
+# _tdanet_fetch_from TOOL URL PART: attempts (with retries) to complete PART from URL.
 # Exit: 0 done, 2 not found, 3 not allowed, 4 still failing after the retries.
 _tdanet_fetch_from() {
-  local url=$1 part=$2 tool attempt=1 rc
+  local tool=$1 url=$2 part=$3 attempt=1 rc
   local tries=${TDANET_FETCH_RETRIES:-20} delay=${TDANET_FETCH_RETRY_DELAY:-10}
-  tool=$(_tdanet_downloader)
   tdanet_log "Downloading $url ($tool)"
   while :; do
     rc=0
@@ -196,7 +195,7 @@ _tdanet_fetch_from() {
 # found, not allowed, or every retry), each FALLBACK_URL is tried in turn (from zero). DEST
 # only appears once complete (and verified). A script may set auth_hint: printed on 401/403.
 tdanet_fetch() {
-  local url=$1 dest=$2 sha=${3:-} part="$2.part" rc=0 source last_rc=0 denied=false
+  local url=$1 dest=$2 sha=${3:-} part="$2.part" rc=0 source last_rc=0 denied=false tool
   local -a urls=("$url" "${@:4}")
   if [ -f "$dest" ]; then
     tdanet_log "Already downloaded: $dest"
@@ -204,13 +203,14 @@ tdanet_fetch() {
     return 0
   fi
   mkdir -p "$(dirname "$dest")"
+  tool=$(_tdanet_downloader) || exit 1  # it said why
   for source in "${urls[@]}"; do
     if [ "$source" != "$url" ]; then
       tdanet_log "Trying the fallback address $source"
       rm -f "$part"  # another server: start this file again
     fi
     rc=0
-    _tdanet_fetch_from "$source" "$part" || rc=$?
+    _tdanet_fetch_from "$tool" "$source" "$part" || rc=$?
     if [ $rc -eq 0 ]; then
       mv -f "$part" "$dest"
       tdanet_log "Downloaded $dest (from $source)"
