@@ -8,7 +8,6 @@ model from it; :func:`to_look2hear` writes our model back in that layout.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -110,14 +109,10 @@ def _read(checkpoint: str | Path | Mapping) -> tuple[Mapping, str]:
 
 
 def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise ImportError(
-            f"{repo_id!r} is not a local file; to fetch it from the Hugging Face hub install "
-            "huggingface_hub (pip install 'asteroid-tdanet[hub]')"
-        ) from err
-    return Path(hf_hub_download(repo_id, HUB_FILENAME))
+    # Asteroid's cache and fetcher, as for every other hub model (see asteroid_tdanet.io).
+    from .io import resolve_model_source
+
+    return resolve_model_source(repo_id)
 
 
 def _check_package(package: Any, where: str) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
@@ -171,8 +166,14 @@ def _check_encoder(args: Mapping[str, Any], state: Mapping[str, torch.Tensor], w
 def _check_positions(table: torch.Tensor, where: str) -> None:
     rows, channels = table.shape[-2:]
     ours = sinusoidal_positions(rows, channels)
-    error = (table.reshape(rows, channels).float() - ours).abs().max().item()
-    if not math.isfinite(error) or error > 1e-4:
+    # float32 angles (position x frequency) carry a rounding error that grows with the position,
+    # and exp/sin kernels differ by an ulp between torch builds and CPUs: 5e-4 at row ~9,800
+    # between the fixtures' machine and torch 2.14.1 here. A different table differs by ~1.
+    position = torch.arange(rows, dtype=torch.float32)[:, None]
+    allowed = 1e-4 + 4 * torch.finfo(torch.float32).eps * position
+    excess = (table.reshape(rows, channels).float() - ours).abs() - allowed
+    if not bool(torch.isfinite(excess).all()) or bool((excess > 0).any()):
+        error = (table.reshape(rows, channels).float() - ours).abs().max().item()
         raise ValueError(
             f"{where}: {POSITION_KEY} differs from the sinusoidal table by {error:.3g}; this "
             "model computes positions itself and cannot reproduce a different table"
