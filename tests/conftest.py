@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toolkit_helpers import hub_cache  # noqa: F401  (fixture: an offline Hugging Face cache)
 
 REPO = Path(__file__).resolve().parents[1]
 # The reference outputs live beside the checkout (../shared); users' clones don't have them.
