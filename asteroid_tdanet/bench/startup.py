@@ -114,6 +114,21 @@ def start_up_modules(python: str | Path) -> set[str]:
     return set(out.stdout.split())
 
 
+def hook_import_us(python: str | Path, repeats: int) -> float:
+    """Median cumulative import time of the hook module at start-up (``-X importtime``), in us."""
+    found = []
+    for _ in range(repeats):
+        run = subprocess.run(
+            [str(python), "-X", "importtime", "-c", "pass"], capture_output=True, text=True
+        )
+        for line in run.stderr.splitlines():
+            if line.split("|")[-1].strip() == "asteroid_tdanet_hook":
+                found.append(int(line.split("|")[1]))
+    if not found:
+        raise RuntimeError(f"{python} did not import asteroid_tdanet_hook at start-up")
+    return float(statistics.median(found))
+
+
 def time_start_up(pythons: dict[str, Path], repeats: int) -> dict[str, list[float]]:
     """Wall time of ``python -c pass`` for each interpreter, interleaved, in seconds."""
     times: dict[str, list[float]] = {name: [] for name in pythons}
@@ -139,6 +154,7 @@ def measure(repeats: int = 40) -> dict:
         extra = start_up_modules(pythons["with_plugin"]) - start_up_modules(
             pythons["without_plugin"]
         )
+        hook_us = hook_import_us(pythons["with_plugin"], repeats)
     ms = {name: sorted(1000 * t for t in values) for name, values in times.items()}
     summary = {
         name: {
@@ -156,6 +172,7 @@ def measure(repeats: int = 40) -> dict:
         "ratio_with_to_without": round(
             summary["with_plugin"]["median_ms"] / summary["without_plugin"]["median_ms"], 3
         ),
+        "hook_import_us_median": hook_us,
         "repeats": repeats,
         "modules_imported_at_start_up_by_the_plugin": sorted(extra),
         "torch_imported_at_start_up": any(m == "torch" or m.startswith("torch.") for m in extra),
@@ -174,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"python -c pass: {values['python_c_pass']['without_plugin']['median_ms']} ms without, "
         f"{values['python_c_pass']['with_plugin']['median_ms']} ms with the plugin "
-        f"(x{values['ratio_with_to_without']}); start-up imports added: "
+        f"(x{values['ratio_with_to_without']}); the hook's import: "
+        f"{values['hook_import_us_median']:.0f} us; start-up imports added: "
         f"{values['modules_imported_at_start_up_by_the_plugin']} -> {args.out}"
     )
     return 0
