@@ -66,3 +66,16 @@ def test_unusable_ids_and_paths_are_refused(tmp_path):
         write_kaldi_split([good, good], tmp_path)
     with pytest.raises(ValueError, match="no mixtures"):
         write_kaldi_split([], tmp_path)
+
+
+def test_rows_stay_aligned_whatever_the_input_order(tmp_path):
+    utterances = [
+        Utterance(f"u{i}", f"/x/mix{i}.wav", (f"/x/s1_{i}.wav", f"/x/s2_{i}.wav"), 10)
+        for i in (3, 10, 2)
+    ]
+    write_kaldi_split(utterances, tmp_path)
+    order = ["u10", "u2", "u3"]  # byte order, as Kaldi's sort
+    assert read_table(tmp_path / "wav.scp") == [(u, f"/x/mix{u[1:]}.wav") for u in order]
+    for k in (1, 2):
+        rows = read_table(tmp_path / f"spk{k}.scp")
+        assert rows == [(u, f"/x/s{k}_{u[1:]}.wav") for u in order]
