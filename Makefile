@@ -20,10 +20,10 @@ ESPNET_PY := $(ESPNET_VENV)/bin/python
 ESPNET_STAMP := $(ESPNET_VENV)/.installed
 ESPNET_PINS := torch==2.9.1 torchaudio==2.9.1 asteroid==0.7.0 espnet==202511 "setuptools<74"
 # What runs on torch 2.9: the ESPnet tests and the plugin's own fast tests (model, layers,
-# masker, released checkpoints, loading, hook, CLIs, inference, data preparation).
+# masker, released checkpoints, loading, hook, CLIs, inference, data, recipe library).
 TORCH_OLDEST_TESTS := tests/test_espnet.py tests/test_models.py tests/test_layers.py \
 	tests/test_masker.py tests/test_look2hear.py tests/test_io.py tests/test_hook.py \
-	tests/test_cli.py tests/test_inference.py tests/data
+	tests/test_cli.py tests/test_inference.py tests/data tests/recipes
 
 venv: $(STAMP)
 
