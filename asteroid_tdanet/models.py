@@ -9,7 +9,12 @@ import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from torch import nn
 
-from .inference import AUTO_CHUNK_ABOVE_SECONDS, DEFAULT_CHUNK_SECONDS, separate_in_chunks
+from .inference import (
+    AUTO_CHUNK_ABOVE_SECONDS,
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    separate_in_chunks,
+)
 from .io import load_model_file, plain_software_versions
 from .masker import TDANetMasker
 
@@ -204,18 +209,23 @@ class TDANet(BaseEncoderMaskerDecoder):
         wav: torch.Tensor,
         chunk_seconds: float | None = None,
         progress: bool = False,
+        overlap_seconds: float | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
         """Separate a recording of any length (what ``separate`` and ``tdanet-separate`` call).
 
-        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in overlapping
-        chunks of ``DEFAULT_CHUNK_SECONDS`` (30 s) with a Hann cross-fade, so memory stays bounded
-        for hours of audio; shorter ones are separated whole.
+        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in chunks of
+        ``DEFAULT_CHUNK_SECONDS`` (10 s) overlapping by ``DEFAULT_OVERLAP_SECONDS`` (1 s), cross-
+        faded with Hann ramps and with their sources aligned (:mod:`asteroid_tdanet.inference`),
+        so the network's memory stays bounded for hours of audio; shorter ones are separated
+        whole.
 
         Args:
             wav: Mixture, ``(time,)``, ``(batch, time)`` or ``(batch, 1, time)``.
             chunk_seconds: Chunk length; ``None`` chooses as above, ``0`` never chunks.
             progress: Show a progress bar over chunks.
+            overlap_seconds: Overlap of consecutive chunks (at most half a chunk); ``None``:
+                ``DEFAULT_OVERLAP_SECONDS``, or half a chunk if that is less.
             **kwargs: Ignored (accepted for Asteroid's ``separate``).
 
         Returns:
@@ -226,12 +236,15 @@ class TDANet(BaseEncoderMaskerDecoder):
             long = wav.shape[-1] > AUTO_CHUNK_ABOVE_SECONDS * self.sample_rate
             chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
         if chunk_seconds:
+            if overlap_seconds is None:
+                overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 2)
             estimates = separate_in_chunks(
                 self,
                 wav,
                 n_src=self.n_src,
                 sample_rate=self.sample_rate,
                 chunk_seconds=chunk_seconds,
+                overlap_seconds=overlap_seconds,
                 progress=progress,
             )
         else:
