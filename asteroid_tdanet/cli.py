@@ -21,6 +21,7 @@ from .inference import (
     DEFAULT_OVERLAP_SECONDS,
     ChunkPlan,
     chunk_bar,
+    resolve_chunking,
     stream_separate,
 )
 from .resample import StreamingResampler
@@ -146,21 +147,15 @@ def check_chunk_options(chunk_seconds: float | None, overlap_seconds: float | No
 def chunk_plan(
     length: int, sample_rate: int, chunk_seconds: float | None, overlap_seconds: float | None
 ) -> ChunkPlan:
-    """The chunks ``tdanet-separate`` uses for ``length`` samples (one chunk: separated whole).
+    """The chunks of a file of ``length`` samples (one chunk: separated whole).
 
-    ``chunk_seconds=None`` chunks inputs longer than ``AUTO_CHUNK_ABOVE_SECONDS`` into
-    ``DEFAULT_CHUNK_SECONDS``; ``0`` never chunks. ``overlap_seconds=None``: the default overlap,
-    or half a chunk if that is less.
+    See :func:`asteroid_tdanet.inference.resolve_chunking` for the options.
     """
     check_chunk_options(chunk_seconds, overlap_seconds)
-    if chunk_seconds is None:
-        long = length > AUTO_CHUNK_ABOVE_SECONDS * sample_rate
-        chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
-    if chunk_seconds == 0:
+    chunking = resolve_chunking(length, sample_rate, chunk_seconds, overlap_seconds)
+    if chunking is None:
         return ChunkPlan(window=max(length, 2), overlap=1)
-    if overlap_seconds is None:
-        overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 2)
-    return ChunkPlan.from_seconds(chunk_seconds, overlap_seconds, sample_rate)
+    return ChunkPlan.from_seconds(*chunking, sample_rate)
 
 
 def separate_file(

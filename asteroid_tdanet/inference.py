@@ -96,6 +96,36 @@ class ChunkPlan:
         return math.ceil((length - self.overlap) / self.hop)
 
 
+def resolve_chunking(
+    length: int,
+    sample_rate: float,
+    chunk_seconds: float | None = None,
+    overlap_seconds: float | None = None,
+) -> tuple[float, float] | None:
+    """The chunking of ``forward_wav`` and ``tdanet-separate``: ``None`` means separate whole.
+
+    Args:
+        length: Input samples.
+        sample_rate: Hz.
+        chunk_seconds: ``None``: inputs longer than ``AUTO_CHUNK_ABOVE_SECONDS`` are chunked into
+            ``DEFAULT_CHUNK_SECONDS``, shorter ones separated whole; ``0``: never chunk.
+        overlap_seconds: ``None``: ``DEFAULT_OVERLAP_SECONDS``, or half a chunk if that is less.
+
+    Returns:
+        ``(chunk_seconds, overlap_seconds)``, or ``None``.
+    """
+    if chunk_seconds is None:
+        long = length > AUTO_CHUNK_ABOVE_SECONDS * sample_rate
+        chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
+    if chunk_seconds < 0:
+        raise ValueError(f"chunk_seconds must be >= 0 (0: never chunk), got {chunk_seconds}")
+    if chunk_seconds == 0:
+        return None
+    if overlap_seconds is None:
+        overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 2)
+    return chunk_seconds, overlap_seconds
+
+
 def fade_in(overlap: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """The incoming chunk's ramp over an overlap, ``sin^2``; the outgoing one is ``1 - fade_in``.
 

@@ -9,12 +9,7 @@ import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from torch import nn
 
-from .inference import (
-    AUTO_CHUNK_ABOVE_SECONDS,
-    DEFAULT_CHUNK_SECONDS,
-    DEFAULT_OVERLAP_SECONDS,
-    separate_in_chunks,
-)
+from .inference import resolve_chunking, separate_in_chunks
 from .io import load_model_file, plain_software_versions
 from .masker import TDANetMasker
 
@@ -214,11 +209,11 @@ class TDANet(BaseEncoderMaskerDecoder):
     ) -> torch.Tensor:
         """Separate a recording of any length (what ``separate`` and ``tdanet-separate`` call).
 
-        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in chunks of
-        ``DEFAULT_CHUNK_SECONDS`` (10 s) overlapping by ``DEFAULT_OVERLAP_SECONDS`` (1 s), cross-
-        faded with Hann ramps and with their sources aligned (:mod:`asteroid_tdanet.inference`),
-        so the network's memory stays bounded for hours of audio; shorter ones are separated
-        whole.
+        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` are separated in chunks of
+        ``DEFAULT_CHUNK_SECONDS`` overlapping by ``DEFAULT_OVERLAP_SECONDS`` (all in
+        :mod:`asteroid_tdanet.inference`), cross-faded with Hann ramps and with their sources
+        aligned, so the network's memory stays bounded for hours of audio; shorter ones are
+        separated whole.
 
         Args:
             wav: Mixture, ``(time,)``, ``(batch, time)`` or ``(batch, 1, time)``.
@@ -232,12 +227,9 @@ class TDANet(BaseEncoderMaskerDecoder):
             ``(batch, n_src, time)`` (``(n_src, time)`` for 1-D input).
         """
         wav, was_1d = check_waveform(wav)
-        if chunk_seconds is None:
-            long = wav.shape[-1] > AUTO_CHUNK_ABOVE_SECONDS * self.sample_rate
-            chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
-        if chunk_seconds:
-            if overlap_seconds is None:
-                overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 2)
+        chunking = resolve_chunking(wav.shape[-1], self.sample_rate, chunk_seconds, overlap_seconds)
+        if chunking is not None:
+            chunk_seconds, overlap_seconds = chunking
             estimates = separate_in_chunks(
                 self,
                 wav,
