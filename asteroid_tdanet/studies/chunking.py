@@ -187,6 +187,37 @@ def hour_estimates(probes: list[dict], grid: Sequence[tuple[float, float]]) -> l
     return rows
 
 
+def plot(values: dict[str, Any], path: Path) -> Path:
+    """Quality cost per chunk length and overlap, and peak memory per chunk length (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rows = values["quality"]["chunked"]
+    for overlap in sorted({r["overlap_seconds"] for r in rows}):
+        pts = sorted(
+            (r["chunk_seconds"], r["minus_whole"]) for r in rows if r["overlap_seconds"] == overlap
+        )
+        left.plot(*zip(*pts, strict=True), marker="o", label=f"overlap {overlap:g} s")
+    left.axhline(0.0, color="gray", lw=0.8)
+    left.set(xlabel="chunk length (s)", ylabel="SI-SNRi chunked - whole (dB)")
+    left.set_title("quality cost (demo model)", fontsize=10)
+    left.legend(fontsize=8)
+    if values["probes"]:
+        probes = sorted((p["chunk_seconds"], p["peak_rss_mb"]) for p in values["probes"])
+        right.plot(*zip(*probes, strict=True), marker="o")
+        right.axhline(1024, color="red", lw=0.8, ls="--", label="1 GiB")
+        right.set(xlabel="chunk length (s)", ylabel="peak RSS (MiB)")
+        right.set_title("memory, full-size TDANet, 8 kHz", fontsize=10)
+        right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asteroid_tdanet.studies.chunking", description=__doc__.split("\n\n")[0]
@@ -247,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hour_estimates": hour_estimates(probes, grid),
     }
     path = write_result(args.out, values, COMMAND)
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {path} and {plot(values, path.with_suffix('.png'))}", file=sys.stderr)
     return 0
 
 

@@ -96,3 +96,19 @@ def test_probe_reports_memory_and_time():
     row = probe(0.25, repeats=1)
     assert row["seconds_per_chunk"] > 0 and row["threads"] >= 1
     assert row["peak_rss_mb"] >= row["model_loaded_rss_mb"] > 0
+
+
+def test_plot_is_written(tmp_path):
+    from asteroid_tdanet.studies.chunking import plot
+
+    rows = [
+        {"chunk_seconds": c, "overlap_seconds": o, "minus_whole": -0.1 * o}
+        for c in (4.0, 10.0)
+        for o in (0.5, 1.0)
+    ]
+    probes = [
+        {"chunk_seconds": 5.0, "peak_rss_mb": 860.0},
+        {"chunk_seconds": 10.0, "peak_rss_mb": 1000.0},
+    ]
+    path = plot({"quality": {"chunked": rows}, "probes": probes}, tmp_path / "chunking.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
