@@ -43,6 +43,7 @@ HALF_OVERLAP = (30.0, 15.0)
 PROBE_CHUNK_SECONDS = (5.0, 10.0, 15.0, 20.0, 30.0)
 SEGMENT_SECONDS = 60.0
 COMMAND = "make results-chunking"
+MODULE = "asteroid_tdanet.studies.chunking"  # run as a child process for the probes
 
 
 def si_snr_improvement(mix: np.ndarray, refs: np.ndarray, ests: np.ndarray) -> float:
@@ -243,6 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..runtime import flush_denormals
 
     flush_denormals()
+    probes = []  # first: the quick part that needs fresh processes
+    if not args.no_probes:
+        for chunk in tqdm(PROBE_CHUNK_SECONDS, desc="memory/speed probes"):
+            run = run_measured(python_module(MODULE, "--probe", str(chunk)))
+            probes.append({**json.loads(run.stdout.splitlines()[-1]), "wall_s": run.wall_s})
+
     model = load_any_model(str(args.model)).eval()
     rate = int(model.sample_rate)
     rec = build_long_recording(None, args.minutes * 60, sample_rate=rate, seed=args.seed)
@@ -256,11 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         == (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS)
     )
 
-    probes = []
-    if not args.no_probes:
-        for chunk in tqdm(PROBE_CHUNK_SECONDS, desc="memory/speed probes"):
-            run = run_measured(python_module(__name__, "--probe", str(chunk)))
-            probes.append({**json.loads(run.stdout.splitlines()[-1]), "wall_s": run.wall_s})
     values = {
         "recording": {**rec.description(), "segment_seconds": SEGMENT_SECONDS},
         "quality_model": {
