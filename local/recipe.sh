@@ -2,7 +2,8 @@
 # The stage driver shared by every recipe (ESPnet's egs2 enh.sh idea): a recipe's run.sh sets
 # its dataset and defaults, then calls this script with the user's options last.
 #
-#   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR [--wsj0 DIR]
+#   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR --sample_rate SR
+#                       [--wsj0 DIR]
 #   stage 1  prepare    python local/prepare_<prepare>.py --root STORAGE_DIR --out DATA_DIR
 #   stage 2  train      python local/train.py     -> exp/<tag>/ (checkpoints, best_model.pth)
 #   stage 3  evaluate   python local/evaluate.py  -> exp/<tag>/results/
@@ -105,8 +106,10 @@ if stage_on 0; then
   log "stage 0: download $dataset into $storage_dir"
   extra=()
   if [ -n "$wsj0" ]; then extra=(--wsj0 "$wsj0"); fi
+  # --sample_rate: stage 0 builds the wav{8,16}k folder that stage 1 then reads.
   # shellcheck disable=SC2086  # download_opts holds several words on purpose
-  bash "$local_dir/download_${dataset}.sh" --root "$storage_dir" "${extra[@]}" $download_opts
+  bash "$local_dir/download_${dataset}.sh" --root "$storage_dir" --sample_rate "$sample_rate" \
+    ${extra[@]+"${extra[@]}"} $download_opts
   log "stage 0 done ($(elapsed))"
 fi
 

@@ -109,6 +109,7 @@ def test_separate_with_a_released_checkpoint(tmp_path):
         hid_chan=32,
         n_blocks=1,
         upsampling_depth=3,
+        legacy_look2hear=True,  # what the released format holds
     )
     released = tmp_path / "pytorch_model.bin"
     torch.save(to_look2hear(model), released)
