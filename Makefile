@@ -94,6 +94,27 @@ RESULTS += results-long-audio
 results-long-audio: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
 	  --out results/long_audio.json --work exp/studies/long_audio
+# Dynamic mixing: items/s of one data-loading process vs the fixed mixtures (about a minute).
+RESULTS += results-dynamic-mixing
+results-dynamic-mixing: venv
+	$(PY) -m asteroid_tdanet.data.throughput --out results/dynamic_mixing_throughput.json
+
+# The demo recipe run twice as `make demo` runs it: minutes and test scores (about 30 minutes).
+RESULTS += results-demo
+results-demo: venv
+	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
+		--variant default "" --variant default "" \
+		--out results/demo.json --command "make results-demo"
+
+# The demo at one training budget: fixed mixtures, dynamic mixing, dynamic mixing + speed
+# perturbation (about 45 minutes).
+RESULTS += results-demo-augmentation
+results-demo-augmentation: venv
+	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
+		--variant fixed_mixtures "--data.dynamic_mixing false --data.speed_perturb null" \
+		--variant dynamic_mixing "--data.dynamic_mixing true --data.speed_perturb null" \
+		--variant dynamic_mixing_speed_perturb "--data.dynamic_mixing true" \
+		--out results/demo_augmentation.json --command "make results-demo-augmentation"
 
 results: $(RESULTS)
 
