@@ -152,6 +152,8 @@ def test_separate_takes_files_and_hub_ids_and_decides_by_content(
     assert "bare state dict" in capsys.readouterr().err
     assert separate_main(["nobody/nothing", str(tmp_path / "mix.wav")]) == 2
     assert "not a local file or folder" in capsys.readouterr().err
+
+
 # 16-bit PCM outputs: one quantisation step, plus float rounding.
 PCM16_ATOL = 1.5 / 32768
 

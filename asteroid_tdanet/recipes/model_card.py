@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,6 @@ TOOLKIT_LICENSE = {
 TDANET_MODELS = ("TDANet", "TDANetLarge")
 PUBLISHED_FILE = "pytorch_model.bin"
 HUB_USER_PLACEHOLDER = "<hf-user>"
-
 
 
 HEADLINE = {"si_sdr_imp": "SI-SNRi", "sdr_imp": "SDRi", "stoi": "STOI", "pesq": "PESQ"}

@@ -195,6 +195,8 @@ def test_crops_of_mixture_and_sources_are_the_same_window(tmp_path, split):
             start = next(s for s in starts if np.array_equal(full_mix[s : s + n], mixture))
             for full, source in zip(full_srcs, sources, strict=True):
                 np.testing.assert_array_equal(full[start : start + n], source.numpy())
+
+
 def test_lrs2_2mix_index_is_what_the_authors_loader_reads(tmp_path):
     # The authors' LRS2Dataset (look2hear/datas/lrs2datamodule.py) reads <split>/mix.json,
     # s1.json and s2.json, lists of [path, samples] paired by position.
