@@ -8,7 +8,22 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-slow lint bench results clean-venv
+.PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
+	gpu-check results-startup results-chunking results-long-audio
+
+# ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
+# 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
+# and installs it in about a minute (pip 26 also refuses espnet's dependency ci_sdr, whose unused
+# extra names a git URL). Tested torch range: 2.9.1 (here) to 2.14.1 (.venv); see setup.py.
+ESPNET_VENV := .venv-espnet
+ESPNET_PY := $(ESPNET_VENV)/bin/python
+ESPNET_STAMP := $(ESPNET_VENV)/.installed
+ESPNET_PINS := torch==2.9.1 torchaudio==2.9.1 asteroid==0.7.0 espnet==202511 "setuptools<74"
+# What runs on torch 2.9: the ESPnet tests and the plugin's own fast tests (model, layers,
+# masker, released checkpoints, loading, hook, CLIs, inference, data, recipe library).
+TORCH_OLDEST_TESTS := tests/test_espnet.py tests/test_models.py tests/test_layers.py \
+	tests/test_masker.py tests/test_look2hear.py tests/test_io.py tests/test_hook.py \
+	tests/test_cli.py tests/test_inference.py tests/data tests/recipes
 
 venv: $(STAMP)
 
@@ -33,6 +48,20 @@ test-fast: venv
 test-slow: venv
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
+venv-espnet: $(ESPNET_STAMP)
+
+$(ESPNET_STAMP): setup.py Makefile
+	rm -rf $(ESPNET_VENV)
+	$(PYTHON) -m venv $(ESPNET_VENV)
+	$(ESPNET_PY) -m pip install --quiet uv
+	$(ESPNET_VENV)/bin/uv pip install --quiet --python $(ESPNET_PY) -e ".[recipes,test]" \
+		$(ESPNET_PINS)
+	touch $(ESPNET_STAMP)
+
+# ESPnet runs TDANet from our conf and data folders; the plugin's fast tests on torch 2.9.
+test-espnet: venv-espnet
+	$(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -44,6 +73,27 @@ bench: venv
 # results/<study>.json (asteroid_tdanet.provenance); `make results` runs them all (hours).
 RESULTS :=
 
+# What installing the plugin (its start-up hook) costs `python -c pass` (README, "No glue").
+RESULTS += results-startup
+results-startup: venv
+	$(PY) -m asteroid_tdanet.bench.startup --out results/startup.json
+# The demo's trained model (`make demo` trains it when it is missing): the quality studies use it.
+DEMO_MODEL ?= egs/mini2mix/TDANet/exp/tdanet/best_model.pth
+$(DEMO_MODEL):
+	$(MAKE) demo
+
+# Chunked vs whole separation (quality with the demo model; memory and speed of the full-size
+# TDANet per chunk length): ~10 minutes.
+RESULTS += results-chunking
+results-chunking: venv $(DEMO_MODEL)
+	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json
+
+# One hour of audio through tdanet-separate (full-size TDANet: memory and time; demo model:
+# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio.
+RESULTS += results-long-audio
+results-long-audio: venv $(DEMO_MODEL)
+	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
+	  --out results/long_audio.json --work exp/studies/long_audio
 # Dynamic mixing: items/s of one data-loading process vs the fixed mixtures (about a minute).
 RESULTS += results-dynamic-mixing
 results-dynamic-mixing: venv
@@ -68,5 +118,10 @@ results-demo: venv
 
 results: $(RESULTS)
 
+# TDANet's GPU figures on one CUDA GPU in <= 8 minutes: writes results/gpu-<card>.json.
+# Not part of `make results`: it needs a GPU, and stops with a message without one.
+gpu-check: venv
+	$(PY) -m asteroid_tdanet.bench.gpu_check --out-dir results
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(ESPNET_VENV)

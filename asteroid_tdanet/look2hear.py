@@ -110,14 +110,10 @@ def _read(checkpoint: str | Path | Mapping) -> tuple[Mapping, str]:
 
 
 def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise ImportError(
-            f"{repo_id!r} is not a local file; to fetch it from the Hugging Face hub install "
-            "huggingface_hub (pip install 'asteroid-tdanet[hub]')"
-        ) from err
-    return Path(hf_hub_download(repo_id, HUB_FILENAME))
+    # Asteroid's cache and fetcher, as for every other hub model (see asteroid_tdanet.io).
+    from .io import resolve_model_source
+
+    return resolve_model_source(repo_id)
 
 
 def _check_package(package: Any, where: str) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
@@ -169,13 +165,29 @@ def _check_encoder(args: Mapping[str, Any], state: Mapping[str, torch.Tensor], w
 
 
 def _check_positions(table: torch.Tensor, where: str) -> None:
+    """Refuse a positional table that is not the sinusoidal one (within float32 rounding).
+
+    The released code builds the table in float32: the angle ``position * frequency`` is
+    rounded to float32 (an error up to ``position * 2**-24`` radians), and ``exp`` of the
+    frequencies differs by an ulp between CPUs, so row ``p`` of a genuine table may differ from
+    the exact sines by about ``p * 2**-23`` (5e-4 at row 10,000; the released tables and ours
+    differ by that much on some machines). Anything beyond that is another table.
+    """
     rows, channels = table.shape[-2:]
-    ours = sinusoidal_positions(rows, channels)
-    error = (table.reshape(rows, channels).float() - ours).abs().max().item()
-    if not math.isfinite(error) or error > 1e-4:
+    position = torch.arange(rows, dtype=torch.float64)[:, None]
+    frequency = torch.exp(
+        torch.arange(0, channels, 2, dtype=torch.float64) * -(math.log(10000.0) / channels)
+    )
+    angles = position * frequency
+    exact = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(rows, channels)
+    excess = (table.reshape(rows, channels).double() - exact).abs() - (1e-5 + position * 2**-22)
+    worst = excess.max().item()
+    if not math.isfinite(worst) or worst > 0:
+        row = int(excess.max(dim=1).values.argmax()) if math.isfinite(worst) else 0
         raise ValueError(
-            f"{where}: {POSITION_KEY} differs from the sinusoidal table by {error:.3g}; this "
-            "model computes positions itself and cannot reproduce a different table"
+            f"{where}: {POSITION_KEY} is not the sinusoidal table (row {row} differs by "
+            f"{worst + 1e-5 + row * 2**-22:.3g}, more than float32 rounding allows); this model "
+            "computes positions itself and cannot reproduce a different table"
         )
 
 
@@ -260,15 +272,79 @@ def load_look2hear(
     return model.eval()
 
 
+# What the released code fixes in its source instead of storing in ``model_args`` (GA builds
+# MultiHeadAttention(N, 8, 0.1), FFN(drop=0.1) and DropPath(0.1)), and the computation it runs:
+# the two defects that ``legacy_look2hear=True`` reproduces.
+RELEASED_FIXED = {"n_heads": 8, "dropout": 0.1, "drop_path": 0.1, "legacy_look2hear": True}
+
+
+def check_expressible(model: torch.nn.Module) -> None:
+    """Raise if the released format cannot describe ``model`` exactly.
+
+    The format stores ``model_args`` (channels, blocks, depth, kernel in whole ms, sources,
+    sample rate) and the weights; the released code hard-codes the rest (``RELEASED_FIXED``)
+    and always computes what ``legacy_look2hear=True`` computes. A model differing in any of
+    these would come back (in the authors' code, or through :func:`load_look2hear`) as another
+    model, silently. ``checkpoint_blocks`` changes memory use only and is not checked.
+
+    Raises:
+        TypeError: Not a TDANet (or TDANetLarge).
+        ValueError: Every value the format cannot express, named with the released value.
+    """
+    from .models import TDANet
+
+    if not isinstance(model, TDANet):
+        raise TypeError(
+            f"to_look2hear converts TDANet / TDANetLarge models, not {type(model).__name__}"
+        )
+    config = model.masker.get_config()
+    problems = [
+        f"{key}={config[key]!r} (the released code always uses {value!r})"
+        for key, value in RELEASED_FIXED.items()
+        if config[key] != value
+    ]
+    if not float(model.enc_kernel_ms).is_integer():
+        problems.append(
+            f"enc_kernel_ms={model.enc_kernel_ms:g} (the released code computes the kernel as "
+            "enc_kernel_size * sample_rate // 1000 from whole milliseconds)"
+        )
+    if not float(model.sample_rate).is_integer():
+        problems.append(f"sample_rate={model.sample_rate:g} (stored as a whole number of Hz)")
+    if problems:
+        hint = ""
+        if "legacy_look2hear" in " ".join(problems):
+            hint += (
+                " legacy_look2hear=False is the paper's computation; the released code computes "
+                "the other one, so these weights would give other outputs there."
+            )
+        if any(key in " ".join(problems) for key in ("dropout", "drop_path")):
+            hint += (
+                " Dropout only acts in training: to export anyway, build the model with the "
+                "released values and load this state dict into it."
+            )
+        raise ValueError(
+            "the released TDANetBest format cannot express this model: "
+            + "; ".join(problems)
+            + "."
+            + hint
+        )
+
+
 def to_look2hear(model: torch.nn.Module) -> dict[str, Any]:
     """Our model in the released file layout (positional table included), for the authors' code.
 
     Args:
-        model: A :class:`~asteroid_tdanet.TDANet`.
+        model: A :class:`~asteroid_tdanet.TDANet` that the format can express (see
+            :func:`check_expressible`: 8 heads, dropout and drop-path 0.1,
+            ``legacy_look2hear=True``, a kernel of whole milliseconds).
 
     Returns:
         ``{"model_name": "TDANetBest", "model_args": ..., "state_dict": ...}``.
+
+    Raises:
+        TypeError, ValueError: See :func:`check_expressible`.
     """
+    check_expressible(model)
     masker = model.masker
     norm_keys = {
         f"{name}.{param}"
@@ -277,16 +353,16 @@ def to_look2hear(model: torch.nn.Module) -> dict[str, Any]:
         for param in ("weight", "bias")
     }
     state = {
-        ours_to_released(k, norm_keys): v.detach().clone() for k, v in model.state_dict().items()
+        ours_to_released(k, norm_keys): v.detach().to("cpu", copy=True)
+        for k, v in model.state_dict().items()
     }
     state[POSITION_KEY] = sinusoidal_positions(RELEASED_POSITIONS, masker.hid_chan).unsqueeze(0)
-    enc_ms = model.enc_kernel_ms
     args = {
         "out_channels": masker.bn_chan,
         "in_channels": masker.hid_chan,
         "num_blocks": masker.n_blocks,
         "upsampling_depth": masker.upsampling_depth,
-        "enc_kernel_size": int(enc_ms) if float(enc_ms).is_integer() else enc_ms,
+        "enc_kernel_size": int(model.enc_kernel_ms),
         "num_sources": masker.n_src,
         "sample_rate": int(model.sample_rate),
     }

@@ -4,7 +4,8 @@
 # What every download script gets from here:
 #   tdanet_parse_options "$@"     Kaldi-style --name value / --name=value options
 #   tdanet_check_disk DIR GB WHAT  stop early, saying how much space is needed
-#   tdanet_fetch URL DEST [SHA256] resumable download (curl -C - / wget -c) with retries
+#   tdanet_fetch URL DEST [SHA256] [FALLBACK_URL...]  resumable download (curl -C - / wget -c)
+#                                 with retries, then the fallback addresses
 #   tdanet_fetch_and_extract ...   fetch + extract once + drop the archive
 #   tdanet_accept_license ...      print terms; the user accepts them once per root
 #   tdanet_is_done / tdanet_mark_done   markers so that re-runs skip finished parts
@@ -18,7 +19,8 @@
 #   TDANET_FETCH_RETRIES=N     attempts per file (default 20)
 #   TDANET_FETCH_RETRY_DELAY=S seconds between attempts (default 10)
 #   TDANET_DOWNLOADER=curl|wget  force a download tool (default: curl if installed, else wget)
-#   HF_TOKEN                   sent to huggingface.co if set (for gated data sets)
+#   HF_TOKEN                   sent to huggingface.co if set (gated data sets answer 401/403
+#                              without it)
 #   PYTHON                     python used for generation steps (default: python3)
 
 tdanet_log() { printf '[%s] %s\n' "$(date '+%H:%M:%S')" "$*" >&2; }
@@ -116,7 +118,7 @@ _tdanet_downloader() {
 }
 
 # One attempt, continuing PART if it exists. Prints the HTTP status (curl) on stdout.
-# Exit: 0 done, 2 permanent HTTP error (no point retrying), other: retry.
+# Exit: 0 done, 2 not found (404/410), 3 not allowed (401/403): no point retrying; other: retry.
 _tdanet_fetch_once() {
   local tool=$1 url=$2 part=$3 code rc=0 log
   local -a auth=()
@@ -129,7 +131,12 @@ _tdanet_fetch_once() {
     code=$(curl -fL -sS -C - --connect-timeout 30 --speed-limit 1024 --speed-time 120 \
       ${auth[@]+"${auth[@]}"} -o "$part" -w '%{http_code}' "$url") || rc=$?
     case $code in
-      401 | 403 | 404 | 410)
+      401 | 403)
+        rm -f "$part"
+        tdanet_log "HTTP $code for $url"
+        return 3
+        ;;
+      404 | 410)
         rm -f "$part"
         tdanet_log "HTTP $code for $url"
         return 2
@@ -153,50 +160,83 @@ _tdanet_fetch_once() {
   wget -c --tries=1 --timeout=120 -O "$part" ${auth[@]+"${auth[@]}"} "$url" 2>"$log" || rc=$?
   if [ $rc -eq 8 ] && grep -qE 'ERROR (401|403|404|410)' "$log"; then
     cat "$log" >&2
+    rc=2
+    grep -qE 'ERROR (401|403)' "$log" && rc=3
     rm -f "$log" "$part"
-    return 2
+    return $rc
   fi
   [ $rc -eq 0 ] || tail -n 3 "$log" >&2
   rm -f "$log"
   return $rc
 }
 
-# tdanet_fetch URL DEST [SHA256]: download URL to DEST; an interrupted transfer (DEST.part) is
-# resumed on the next attempt or the next run. DEST only appears once complete (and verified).
-tdanet_fetch() {
-  local url=$1 dest=$2 sha=${3:-} part="$2.part" tool attempt=1 rc
+# _tdanet_fetch_from TOOL URL PART: attempts (with retries) to complete PART from URL.
+# Exit: 0 done, 2 not found, 3 not allowed, 4 still failing after the retries.
+_tdanet_fetch_from() {
+  local tool=$1 url=$2 part=$3 attempt=1 rc
   local tries=${TDANET_FETCH_RETRIES:-20} delay=${TDANET_FETCH_RETRY_DELAY:-10}
+  tdanet_log "Downloading $url ($tool)"
+  while :; do
+    rc=0
+    _tdanet_fetch_once "$tool" "$url" "$part" >/dev/null || rc=$?
+    case $rc in 0 | 2 | 3) return $rc ;; esac
+    if [ "$attempt" -ge "$tries" ]; then
+      tdanet_log "Download of $url failed $tries times (last exit code $rc)"
+      return 4
+    fi
+    tdanet_log "Transfer interrupted (exit code $rc), attempt $attempt/$tries: resuming in ${delay}s"
+    attempt=$((attempt + 1))
+    sleep "$delay"
+  done
+}
+
+# tdanet_fetch URL DEST [SHA256] [FALLBACK_URL...]: download URL to DEST; an interrupted
+# transfer (DEST.part) is resumed on the next attempt or the next run. When URL fails (not
+# found, not allowed, or every retry), each FALLBACK_URL is tried in turn (from zero). DEST
+# only appears once complete (and verified). A script may set auth_hint: printed on 401/403.
+tdanet_fetch() {
+  local url=$1 dest=$2 sha=${3:-} part="$2.part" rc=0 source last_rc=0 denied=false tool
+  local -a urls=("$url" "${@:4}")
   if [ -f "$dest" ]; then
     tdanet_log "Already downloaded: $dest"
     tdanet_verify "$dest" "$sha"
     return 0
   fi
   mkdir -p "$(dirname "$dest")"
-  tool=$(_tdanet_downloader)
-  tdanet_log "Downloading $url -> $dest ($tool)"
-  while :; do
+  tool=$(_tdanet_downloader) || exit 1  # it said why
+  for source in "${urls[@]}"; do
+    if [ "$source" != "$url" ]; then
+      tdanet_log "Trying the fallback address $source"
+      rm -f "$part"  # another server: start this file again
+    fi
     rc=0
-    _tdanet_fetch_once "$tool" "$url" "$part" >/dev/null || rc=$?
-    [ $rc -eq 0 ] && break
-    if [ $rc -eq 2 ]; then
-      tdanet_die "cannot download $url (not found or not allowed). Check the URL or the" \
-        "TDANET_*_URL variable that overrides it."
+    _tdanet_fetch_from "$tool" "$source" "$part" || rc=$?
+    if [ $rc -eq 0 ]; then
+      mv -f "$part" "$dest"
+      tdanet_log "Downloaded $dest (from $source)"
+      tdanet_verify "$dest" "$sha"
+      return 0
     fi
-    if [ "$attempt" -ge "$tries" ]; then
-      tdanet_die "download of $url failed $tries times (last exit code $rc). Re-run the" \
-        "same command to resume from the $(du -h "$part" 2>/dev/null | cut -f1) already in $part."
-    fi
-    tdanet_log "Transfer interrupted (exit code $rc), attempt $attempt/$tries: resuming in ${delay}s"
-    attempt=$((attempt + 1))
-    sleep "$delay"
+    [ $rc -ne 3 ] || denied=true
+    last_rc=$rc
   done
-  mv -f "$part" "$dest"
-  tdanet_verify "$dest" "$sha"
+  if [ "$denied" = true ]; then
+    tdanet_die "access to ${urls[*]} was refused (HTTP 401/403).${auth_hint:+ $auth_hint}" \
+      "Check the URL or the TDANET_*_URL variable that overrides it."
+  fi
+  if [ $last_rc -eq 2 ]; then
+    tdanet_die "cannot download ${urls[*]} (not found). Check the URL or the TDANET_*_URL" \
+      "variable that overrides it."
+  fi
+  tdanet_die "download of ${urls[*]} failed. Re-run the same command to resume from the" \
+    "$(du -h "$part" 2>/dev/null | cut -f1) already in $part."
 }
 
 # tdanet_verify FILE [SHA256]: check a known checksum once (a marker remembers success).
+# A mismatching file is kept as FILE.corrupt (for inspection) and the message says its size and
+# how to delete it; the next verified download deletes it.
 tdanet_verify() {
-  local file=$1 sha=${2:-} actual
+  local file=$1 sha=${2:-} actual size
   [ -n "$sha" ] || return 0
   if [ "${TDANET_NO_CHECKSUM:-0}" = 1 ]; then
     tdanet_log "Checksum of $file not checked (TDANET_NO_CHECKSUM=1)"
@@ -211,10 +251,16 @@ tdanet_verify() {
   fi
   if [ "$actual" != "$sha" ]; then
     mv -f "$file" "$file.corrupt"
-    tdanet_die "checksum mismatch for $file: expected $sha, got $actual. It was moved to" \
-      "$file.corrupt; re-run to download it again."
+    size=$(du -h "$file.corrupt" | cut -f1)
+    tdanet_die "checksum mismatch for $file: expected $sha, got $actual. The file ($size) was" \
+      "kept as $file.corrupt for inspection; delete it with: rm '$file.corrupt'. Re-running" \
+      "downloads it again (and deletes $file.corrupt once the new copy checks out)."
   fi
   echo "$sha" >"$file.sha256ok"
+  if [ -f "$file.corrupt" ]; then
+    rm -f "$file.corrupt"
+    tdanet_log "Deleted $file.corrupt (a previous, damaged download)"
+  fi
 }
 
 # tdanet_extract ARCHIVE DEST NAME: extract once (marker DEST/.tdanet_done_extract_NAME).
@@ -239,15 +285,15 @@ tdanet_extract() {
   tdanet_mark_done "$dest" "extract_$name"
 }
 
-# tdanet_fetch_and_extract URL ARCHIVE DEST NAME [SHA256]: skip when already extracted;
-# the archive is deleted after extraction unless the script's keep_archives=true.
+# tdanet_fetch_and_extract URL ARCHIVE DEST NAME [SHA256] [FALLBACK_URL...]: skip when already
+# extracted; the archive is deleted after extraction unless the script's keep_archives=true.
 tdanet_fetch_and_extract() {
   local url=$1 archive=$2 dest=$3 name=$4 sha=${5:-}
   if tdanet_is_done "$dest" "extract_$name"; then
     tdanet_log "$name: already downloaded and extracted"
     return 0
   fi
-  tdanet_fetch "$url" "$archive" "$sha"
+  tdanet_fetch "$url" "$archive" "$sha" "${@:6}"
   tdanet_extract "$archive" "$dest" "$name"
   if [ "${keep_archives:-false}" != true ]; then
     rm -f "$archive" "$archive.sha256ok"

@@ -8,9 +8,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/download_lib.sh"
 
 root=""
+sample_rate=16000
 accept_license=false
 keep_archives=false
-TDANET_OPTIONS="root accept_license keep_archives"
+TDANET_OPTIONS="root sample_rate accept_license keep_archives"
+# Printed when the hub answers 401/403 (download_lib.sh).
+auth_hint="Hugging Face refuses anonymous downloads of gated or private data sets: log in on
+huggingface.co, accept the data set's terms on its page, create a read token
+(https://huggingface.co/settings/tokens) and re-run with HF_TOKEN=<token> in the environment
+(it is sent to huggingface.co only)."
 
 # The Google Drive link of the authors' README is dead; the same archive is on the HF hub.
 lrs2_url=${TDANET_LRS2_URL:-https://huggingface.co/datasets/JusperLee/LRS2-2Mix/resolve/main/lrs2.tar.gz}
@@ -28,18 +34,22 @@ Then: python local/prepare.py --dataset lrs2_2mix --root ROOT --out DATA_DIR
 
 Options:
   --root DIR          where to download and extract (needs about $need_gb GB free)
+  --sample_rate HZ    16000, the only rate LRS2-2Mix exists at (checked)
   --accept_license    accept the LRS2 terms (BBC, non-commercial research only) without asking
   --keep_archives     keep lrs2.tar.gz ($archive_gb GB) after extraction
 
 Environment:
   TDANET_LRS2_URL     archive URL (default: $lrs2_url)
-  HF_TOKEN            Hugging Face token, if the data set asks you to log in
+  HF_TOKEN            Hugging Face read token, if the hub answers 401/403 (gated data set)
   More (retries, disk check, checksums): see local/download_lib.sh.
 EOF
 }
 
 tdanet_parse_options "$@"
 [ -n "$root" ] || tdanet_die "--root is required (see --help)"
+[ "$sample_rate" = 16000 ] || tdanet_die "--sample_rate $sample_rate: LRS2-2Mix exists at 16000" \
+  "Hz only (its archive holds wav16k); use --sample_rate 16000 and confs with" \
+  "data.sample_rate: 16000"
 root=$(tdanet_abs_dir "$root")
 
 tdanet_accept_license "LRS2" "LRS2-2Mix is made from the Oxford-BBC Lip Reading Sentences 2 (LRS2)

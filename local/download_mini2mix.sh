@@ -21,7 +21,7 @@ Usage: $0 --root ROOT [--sources DIR] [--n-train N] [--n-dev N] [--n-test N] [--
 Build Mini2Mix (Libri2Mix layout) under ROOT/Libri2Mix from the embedded speech sources.
   --root ROOT       output root (required)
   --sources DIR     sources folder (default: egs/mini2mix/sources of this repository)
-  --n-train/--n-dev/--n-test N, --seed S, --sample-rate HZ
+  --n-train/--n-dev/--n-test N, --seed S, --sample-rate HZ (or --sample_rate HZ)
                     set sizes, pairing seed, output rate (defaults: the builder's)
   --force           rebuild an existing build
 Runs: python -m asteroid_tdanet.data.mini2mix (python from PATH, or \$PYTHON).
@@ -34,6 +34,8 @@ while [[ $# -gt 0 ]]; do
     --sources) sources="${2:?--sources needs a value}"; shift 2 ;;
     --n-train|--n-dev|--n-test|--seed|--sample-rate)
       extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --sample_rate)  # the stage driver's spelling
+      extra+=(--sample-rate "${2:?$1 needs a value}"); shift 2 ;;
     --force) extra+=(--force); shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;;

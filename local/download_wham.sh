@@ -17,9 +17,14 @@ keep_archives=false
 TDANET_OPTIONS="root wsj0 sample_rate mode accept_license keep_archives"
 
 bucket=https://my-bucket-a8b4b49c25c811ee9a7e8bba05fa24c7.s3.amazonaws.com
-# storage.googleapis.com/whisper-public/ (in older recipes) is dead; the files moved here.
+# The files moved to this bucket (LibriMix's generate_librimix.sh uses it since 2024). The
+# address of older recipes (Asteroid's egs/wham/ConvTasNet/local/prepare_data.sh) is tried when
+# the first fails.
+old_bucket=https://storage.googleapis.com/whisper-public
 noise_url=${TDANET_WHAM_NOISE_URL:-$bucket/wham_noise.zip}
+noise_fallback_url=${TDANET_WHAM_NOISE_FALLBACK_URL:-$old_bucket/wham_noise.zip}
 scripts_url=${TDANET_WHAM_SCRIPTS_URL:-$bucket/wham_scripts.tar.gz}
+scripts_fallback_url=${TDANET_WHAM_SCRIPTS_FALLBACK_URL:-$old_bucket/wham_scripts.tar.gz}
 sph2pipe=${SPH2PIPE:-sph2pipe}
 
 usage() {
@@ -39,7 +44,7 @@ build it from https://www.openslr.org/resources/3/sph2pipe_v2.5.tar.gz:
 'tar xzf sph2pipe_v2.5.tar.gz && gcc -o sph2pipe sph2pipe_v2.5/*.c -lm').
 
 Options:
-  --root DIR          where to download and generate (needs about 90 GB free)
+  --root DIR          where to download and generate (needs about 76 GB free)
   --wsj0 DIR          your WSJ0 copy (required)
   --sample_rate HZ    8000 (default) or 16000
   --mode MODE         min (default) or max
@@ -48,7 +53,9 @@ Options:
 
 Environment:
   TDANET_WHAM_NOISE_URL    (default: $noise_url)
+  TDANET_WHAM_NOISE_FALLBACK_URL    tried if that fails (default: $noise_fallback_url)
   TDANET_WHAM_SCRIPTS_URL  (default: $scripts_url)
+  TDANET_WHAM_SCRIPTS_FALLBACK_URL  tried if that fails (default: $scripts_fallback_url)
   PYTHON                   python with numpy, scipy, pandas, soundfile (default: python3)
   More (retries, disk check, checksums): see local/download_lib.sh.
 EOF
@@ -85,20 +92,28 @@ tdanet_has_modules numpy scipy pandas soundfile ||
     "need them): run inside the project's environment (make venv) or set PYTHON"
 command -v unzip >/dev/null 2>&1 || tdanet_die "unzip not found: install it (wham_noise.zip)"
 
-# Estimates in GB: noise archive 17.6 + extracted noise 35 + WSJ0 as wav 5 + mixtures
-# (all six folders in 32-bit float: about 36 at 8 kHz 'min', twice at 16 kHz, 'max' x1.3).
+# Space still needed, in GB (estimates: not measured here): noise archive 17.6, extracted noise
+# 35, WSJ0 as wav 5 (only if converted from SPHERE), mixtures (all six folders in 32-bit float:
+# about 36 at 8 kHz 'min', twice at 16 kHz, 'max' x1.3). The archive is deleted once extracted,
+# before the mixing, so the peak is the extracted noise + WSJ0 wav + mixtures (76 at 8 kHz
+# 'min'; while extracting, archive + noise = 52.6 is less), plus the archive if kept.
+# Default from scratch: "about 76 GB" in the READMEs (tests/local/test_download.py checks it).
 need=$(awk -v k="$k" -v m="$mode" 'BEGIN {printf "%.0f", 36 * k / 8 * (m == "max" ? 1.3 : 1)}')
-tdanet_is_done "$root" extract_wham_noise || need=$((need + 53))
+if ! tdanet_is_done "$root" extract_wham_noise; then
+  need=$((need + 35))
+  [ "$keep_archives" != true ] || need=$((need + 18))
+fi
 [ -d "$root/wsj0_wav" ] || need=$((need + 5))
 tdanet_check_disk "$root" "$need" "WHAM! (wav${k}k/$mode)"
 
 # 1. The WHAM! scripts and noise.
 tdanet_fetch_and_extract "$scripts_url" "$root/downloads/wham_scripts.tar.gz" \
-  "$root/wham_scripts_src" wham_scripts
+  "$root/wham_scripts_src" wham_scripts "" "$scripts_fallback_url"
 script=$(find "$root/wham_scripts_src" -name create_wham_from_scratch.py -print -quit)
 [ -n "$script" ] || tdanet_die "wham_scripts.tar.gz has no create_wham_from_scratch.py"
 scripts_dir=$(dirname "$script")
-tdanet_fetch_and_extract "$noise_url" "$root/downloads/wham_noise.zip" "$root" wham_noise
+tdanet_fetch_and_extract "$noise_url" "$root/downloads/wham_noise.zip" "$root" wham_noise "" \
+  "$noise_fallback_url"
 noise_dir=$(find "$root" -maxdepth 3 -type f -path '*/metadata/scaling_tr.npz' \
   -not -path "$root/wham_scripts_src/*" -print -quit)
 [ -n "$noise_dir" ] || tdanet_die "no metadata/scaling_tr.npz in the extracted WHAM! noise"

@@ -2,7 +2,8 @@
 # The stage driver shared by every recipe (ESPnet's egs2 enh.sh idea): a recipe's run.sh sets
 # its dataset and defaults, then calls this script with the user's options last.
 #
-#   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR [--wsj0 DIR]
+#   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR --sample_rate SR
+#                       [--wsj0 DIR]
 #   stage 1  prepare    python local/prepare.py --dataset <dataset> --root STORAGE_DIR --out DATA_DIR
 #   stage 2  train      python local/train.py     -> exp/<tag>/ (checkpoints, best_model.pth)
 #   stage 3  evaluate   python local/evaluate.py  -> exp/<tag>/results/
@@ -25,7 +26,7 @@ data_dir=            # metadata written by stage 1 (default: data/<dataset>_<sam
 conf=conf/tdanet.yml # conf file; several (space-separated) run stages 2-4 for each
 tag=                 # experiment name exp/<tag> (default: the conf file name)
 exp_root=exp         # where experiments live (stage 5 compares all of them)
-gpus=                # GPU ids, e.g. 0,1 (empty: CPU)
+gpus=auto            # GPU ids, e.g. 0,1; auto: every visible GPU (CPU if none); "" or cpu: CPU
 cpu_procs=1          # CPU processes when no GPU (>1: DDP over gloo)
 num_nodes=1          # machines; launch run.sh on each with NODE_RANK, MASTER_ADDR, MASTER_PORT
 resume=no            # yes: continue exp/<tag> from checkpoints/last.ckpt
@@ -33,6 +34,7 @@ overwrite=no         # yes: delete an existing exp/<tag> before training
 train_opts=          # conf overrides, e.g. "--training.epochs 1 --optim.lr 5e-4"
 eval_opts=           # evaluate.py options, e.g. "--jobs 4 --device cuda"
 compare_opts=        # compare.py options, e.g. "--rtf_repeats 0"
+hub_user=            # Hugging Face user/organisation named in the model card (stage 4)
 python=python        # interpreter with asteroid_tdanet installed
 
 usage() {
@@ -51,7 +53,7 @@ Options (current value in brackets):
   --conf FILE(S)      conf file(s) [$conf]
   --tag NAME          experiment name, exp/<tag> [${tag:-conf file name}]
   --exp_root DIR      experiments folder [$exp_root]
-  --gpus IDS          GPU ids, e.g. 0,1; empty = CPU [${gpus:-CPU}]
+  --gpus IDS          GPU ids, e.g. 0,1; auto = all visible GPUs, else CPU; "" or cpu = CPU [${gpus:-CPU}]
   --cpu_procs N       CPU training processes (DDP over gloo when > 1) [$cpu_procs]
   --num_nodes K       machines for multi-node DDP [$num_nodes]
   --resume yes|no     continue exp/<tag> from its last.ckpt [$resume]
@@ -59,6 +61,7 @@ Options (current value in brackets):
   --train_opts S      conf overrides for training, e.g. "--training.epochs 1" [$train_opts]
   --eval_opts S       options of local/evaluate.py [$eval_opts]
   --compare_opts S    options of local/compare.py [$compare_opts]
+  --hub_user NAME     Hugging Face user named in the model card [${hub_user:-placeholder}]
   --python PATH       Python interpreter [$python]
 HELP
 }
@@ -80,14 +83,23 @@ if [ -n "$tag" ] && [ ${#confs[@]} -gt 1 ]; then
   exit 1
 fi
 recipe=${PWD#"$repo_dir"/}
-device=cpu
-if [ -n "$gpus" ]; then
-  device=cuda:${gpus%%,*}
-fi
+if [ "$gpus" = cpu ]; then gpus=; fi
+# Stage 3 evaluates on the first GPU that stage 2 trains on (auto: the first visible one).
+case "$gpus" in
+  auto) device=auto ;;
+  "") device=cpu ;;
+  *) device=cuda:${gpus%%,*} ;;
+esac
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-tag_of() { if [ -n "$tag" ]; then echo "$tag"; else basename "$1" .yml; fi; }
+tag_of() {
+  if [ -n "$tag" ]; then echo "$tag"; return; fi
+  local name
+  name=$(basename "$1")
+  name=${name%.yaml}
+  echo "${name%.yml}"
+}
 # Seconds since the first stage ran, for the time line in the log.
 start_time=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start_time )) s"; }
@@ -103,8 +115,10 @@ if stage_on 0; then
   log "stage 0: download $dataset into $storage_dir"
   extra=()
   if [ -n "$wsj0" ]; then extra=(--wsj0 "$wsj0"); fi
+  # --sample_rate: stage 0 builds the wav{8,16}k folder that stage 1 then reads.
   # shellcheck disable=SC2086  # download_opts holds several words on purpose
-  bash "$local_dir/download_${dataset}.sh" --root "$storage_dir" "${extra[@]}" $download_opts
+  bash "$local_dir/download_${dataset}.sh" --root "$storage_dir" --sample_rate "$sample_rate" \
+    ${extra[@]+"${extra[@]}"} $download_opts
   log "stage 0 done ($(elapsed))"
 fi
 
@@ -141,7 +155,7 @@ for c in "${confs[@]}"; do
   if stage_on 4; then
     log "stage 4: publish $exp_root/$t"
     "$python" "$local_dir/publish.py" --exp_dir "$exp_root/$t" --dataset "$dataset" \
-      --recipe "$recipe"
+      --recipe "$recipe" --hub_user "$hub_user"
     log "stage 4 done ($(elapsed))"
   fi
 done

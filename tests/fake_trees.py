@@ -271,6 +271,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     # Set per server by `serve_directory`.
     cut_first: set[str] = set()
+    deny: set[str] = set()
     no_range: bool = False
     log: list[tuple[str, str | None]] = []
     served_once: set[str] = set()
@@ -281,6 +282,9 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.log.append((self.path, self.headers.get("Range")))
         path = Path(self.translate_path(self.path))
+        if path.name in self.deny:
+            self.send_error(403, "forbidden")
+            return
         if not path.is_file():
             self.send_error(404, "not found")
             return
@@ -318,13 +322,20 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_directory(directory: str | Path, *, cut_first: tuple[str, ...] = (), no_range=False):
+def serve_directory(
+    directory: str | Path,
+    *,
+    cut_first: tuple[str, ...] = (),
+    no_range: bool = False,
+    deny: tuple[str, ...] = (),
+):
     """Serve `directory` on ``http://127.0.0.1:<free port>`` in a background thread.
 
     Args:
         directory: Folder whose files are served.
         cut_first: File names whose first transfer stops halfway (connection closed).
         no_range: Ignore Range headers (a server that cannot resume).
+        deny: File names answered with 403 Forbidden (a gated download without a token).
 
     Yields:
         ``(base_url, log)``: the URL without trailing slash, and the list of
@@ -334,7 +345,13 @@ def serve_directory(directory: str | Path, *, cut_first: tuple[str, ...] = (), n
     handler = type(
         "Handler",
         (_RangeHandler,),
-        {"cut_first": set(cut_first), "no_range": no_range, "log": log, "served_once": set()},
+        {
+            "cut_first": set(cut_first),
+            "deny": set(deny),
+            "no_range": no_range,
+            "log": log,
+            "served_once": set(),
+        },
     )
     handler_factory = lambda *a, **kw: handler(*a, directory=os.fspath(directory), **kw)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_factory)

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from asteroid.models.base_models import BaseModel
 
@@ -154,11 +155,53 @@ class ScaledMixture(BaseModel):
         }
 
 
+class LookupSeparator(BaseModel):
+    """Test model whose outputs the test chooses: a mixture of ``lengths[k]`` samples gets the
+    estimates stored in row ``k`` of the ``table`` buffer (saved with the model file).
+
+    Tests fill the table with closed-form estimates (the references, swapped, plus noise of a
+    chosen SI-SNR...) so the scores evaluation reports can be computed independently.
+
+    Args:
+        lengths: Length in samples of each mixture the model knows (all different).
+        n_src: Number of sources.
+        sample_rate: Hz.
+    """
+
+    def __init__(self, lengths: list[int], n_src: int = 2, sample_rate: float = 8000):
+        super().__init__(sample_rate=sample_rate)
+        if len(set(lengths)) != len(lengths):
+            raise ValueError(f"lengths must differ, got {lengths}")
+        self.lengths = [int(n) for n in lengths]
+        self.n_src = n_src
+        self.register_buffer("table", torch.zeros(len(lengths), n_src, max(lengths)))
+
+    def set_estimates(self, length: int, estimates) -> None:
+        """Store the ``(n_src, length)`` estimates returned for mixtures of ``length`` samples."""
+        self.table[self.lengths.index(length), :, :length] = torch.tensor(np.array(estimates))
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(batch, time)`` -> ``(batch, n_src, time)``, the stored estimates for that length."""
+        if wav.ndim == 1:
+            wav = wav[None]
+        length = wav.shape[-1]
+        row = self.table[self.lengths.index(length), :, :length]
+        return row.expand(wav.shape[0], -1, -1).clone()
+
+    def get_model_args(self) -> dict[str, Any]:
+        return {
+            "lengths": self.lengths,
+            "n_src": self.n_src,
+            "sample_rate": float(self.sample_rate),
+        }
+
+
 def register_test_models() -> None:
-    """Make :class:`ScaledMixture` known to ``asteroid.models.get`` (idempotent)."""
+    """Make the test models known to ``asteroid.models.get`` (idempotent)."""
     from asteroid import models
 
-    try:
-        models.get("ScaledMixture")
-    except ValueError:
-        models.register_model(ScaledMixture)
+    for model_class in (ScaledMixture, LookupSeparator):
+        try:
+            models.get(model_class.__name__)
+        except ValueError:
+            models.register_model(model_class)

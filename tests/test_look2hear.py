@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 
@@ -58,28 +59,63 @@ def test_full_size_released_file_both_modes(legacy, reference):
     ],
 )
 def test_our_parameters_are_exactly_the_released_layout(model_class, keys_file, params):
-    model = model_class(n_src=2, sample_rate=16000)
+    model = model_class(n_src=2, sample_rate=16000, legacy_look2hear=True)
     exported = to_look2hear(model)["state_dict"]
     assert {k: tuple(v.shape) for k, v in exported.items()} == released_layout(keys_file)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
-def test_to_look2hear_round_trip_is_identity():
-    model = TDANet(
-        n_src=2,
-        sample_rate=8000,
-        bn_chan=16,
-        hid_chan=32,
-        n_blocks=2,
-        upsampling_depth=3,
-        n_heads=4,
-    ).eval()
+SMALL = {"bn_chan": 16, "hid_chan": 32, "n_blocks": 2, "upsampling_depth": 3}
+
+
+@pytest.mark.parametrize("model_class", [TDANet, TDANetLarge])
+def test_to_look2hear_round_trip_is_identity(model_class):
+    model = model_class(n_src=2, sample_rate=8000, legacy_look2hear=True, **SMALL).eval()
     package = to_look2hear(model)
-    package["model_args"]  # noqa: B018 - the layout has its args
-    back = TDANet.from_look2hear(package, legacy_look2hear=False, n_heads=4)
+    # Loaded back with nothing but the file: the same model, arguments and outputs.
+    back = model_class.from_look2hear(package)
+    assert back.get_model_args() == model.get_model_args()
     mix = torch.randn(2, 1234)
     with torch.inference_mode():
         torch.testing.assert_close(back(mix), model(mix), rtol=0, atol=0)
+    # And what the authors' code computes from that file (our transcription of it, which
+    # reproduces the reference fixtures) is our model's output, item by item.
+    from asteroid_tdanet.bench.look2hear_reference import Look2HearTDANet
+
+    theirs = Look2HearTDANet.from_checkpoint(package).eval()
+    with torch.inference_mode():
+        for item in mix:
+            assert max_rel_error(theirs(item[None]), model(item[None])) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"n_heads": 4}, "n_heads=4 (the released code always uses 8)"),
+        ({"dropout": 0.0}, "dropout=0.0 (the released code always uses 0.1)"),
+        ({"drop_path": 0.2}, "drop_path=0.2 (the released code always uses 0.1)"),
+        ({"legacy_look2hear": False}, "legacy_look2hear=False (the released code always uses"),
+        ({"enc_kernel_ms": 0.5, "sample_rate": 16000}, "enc_kernel_ms=0.5 (the released code"),
+    ],
+)
+def test_to_look2hear_refuses_what_the_format_cannot_hold(change, named):
+    args = {"n_src": 2, "sample_rate": 8000, "legacy_look2hear": True, **SMALL, **change}
+    with pytest.raises(ValueError, match=re.escape(named)):
+        to_look2hear(TDANet(**args))
+    # checkpoint_blocks only changes memory use: allowed.
+    to_look2hear(TDANet(n_src=2, legacy_look2hear=True, checkpoint_blocks=True, **SMALL))
+
+
+def test_to_look2hear_lists_every_problem_and_refuses_other_models():
+    model = TDANet(n_src=2, n_heads=4, dropout=0.0, **SMALL)
+    with pytest.raises(ValueError) as info:
+        to_look2hear(model)
+    message = str(info.value)
+    for key in ("n_heads=4", "dropout=0.0", "legacy_look2hear=False"):
+        assert key in message
+    assert "load this state dict" in message  # how to export a dropout-free model anyway
+    with pytest.raises(TypeError, match="not Linear"):
+        to_look2hear(torch.nn.Linear(2, 2))
 
 
 def test_switching_modes_on_a_loaded_model():
@@ -151,6 +187,30 @@ def test_tampered_positional_table(small_package):
         load_look2hear(small_package)
 
 
+def test_positional_tables_of_other_machines_load_and_other_tables_do_not(small_package):
+    # The released table is float32: exp() of the frequencies differs by an ulp between CPUs,
+    # which moves row 9,999 by up to ~5e-4. Such a table is accepted; a table one row off, or
+    # with another base, is not.
+    rows, channels = small_package["state_dict"][POSITION_KEY].shape[-2:]
+    position = torch.arange(rows)[:, None].float()
+
+    def table(frequency: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        angles = (position + offset) * frequency
+        return torch.stack([angles.sin(), angles.cos()], -1).reshape(1, rows, channels)
+
+    exponent = torch.arange(0, channels, 2).float() * -(math.log(10000.0) / channels)
+    one_ulp_off = torch.nextafter(exponent.exp(), torch.tensor(1.0))
+    for accepted in (table(exponent.exp()), table(one_ulp_off)):
+        small_package["state_dict"] = {**small_package["state_dict"], POSITION_KEY: accepted}
+        load_look2hear(small_package)
+    other_base = torch.arange(0, channels, 2).float() * -(math.log(1000.0) / channels)
+    shifted = table(exponent.exp()) + 1e-3  # beyond float32 rounding in the first rows
+    for refused in (table(exponent.exp(), offset=1), table(other_base.exp()), shifted):
+        small_package["state_dict"] = {**small_package["state_dict"], POSITION_KEY: refused}
+        with pytest.raises(ValueError, match="not the sinusoidal table"):
+            load_look2hear(small_package)
+
+
 class _Exploit:
     """Unpickling this would create a file: loading must refuse instead."""
 
@@ -169,3 +229,26 @@ def test_loading_never_executes_pickled_code(tmp_path, small_package):
     with pytest.raises(ValueError, match="weights_only"):
         load_look2hear(path)
     assert not marker.exists()
+
+
+def test_positional_table_tolerance_is_float_rounding_only(small_package):
+    """A table computed in float64 (rounding differences up to ~5e-4 at row 9,800) loads; an
+    offset of 0.01 does not."""
+    table = small_package["state_dict"][POSITION_KEY]
+    rows, channels = table.shape[-2:]
+    position = torch.arange(rows, dtype=torch.float64)[:, None]
+    frequency = torch.exp(
+        torch.arange(0, channels, 2, dtype=torch.float64) * -(math.log(10000.0) / channels)
+    )
+    exact = torch.zeros(rows, channels, dtype=torch.float64)
+    exact[:, 0::2] = torch.sin(position * frequency)
+    exact[:, 1::2] = torch.cos(position * frequency)
+    for candidate, accepted in ((exact, True), (exact + 0.01, False)):
+        state = dict(small_package["state_dict"])
+        state[POSITION_KEY] = candidate.float().reshape(table.shape)
+        package = {**small_package, "state_dict": state}
+        if accepted:
+            load_look2hear(package)
+        else:
+            with pytest.raises(ValueError, match="sinusoidal table"):
+                load_look2hear(package)

@@ -269,6 +269,12 @@ def main(argv: list[str] | None, name: str | None = None) -> int:
     parser.add_argument("--task", default="sep_clean", choices=["sep_clean", "sep_noisy"])
     parser.add_argument("--n_src", type=int, default=2)
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--espnet_dir",
+        default=None,
+        help="also write ESPnet's Kaldi-style folders (wav.scp, spk1.scp, ...) into "
+        "ESPNET_DIR/{train,dev,test} (see asteroid_tdanet.data.kaldi)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -282,6 +288,11 @@ def main(argv: list[str] | None, name: str | None = None) -> int:
             n_src=args.n_src,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
+        if args.espnet_dir:
+            from .kaldi import write_kaldi_dirs
+
+            folders = write_kaldi_dirs(args.out, args.espnet_dir)
+            logger.info("ESPnet data folders: %s", ", ".join(str(f) for f in folders.values()))
     except (DataPreparationError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

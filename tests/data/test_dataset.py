@@ -179,6 +179,24 @@ def test_asteroid_classes_read_the_prepared_files(tmp_path):
             torch.testing.assert_close(src_a, src_b.float())
 
 
+@pytest.mark.parametrize("split", ["train", "valid"])
+def test_crops_of_mixture_and_sources_are_the_same_window(tmp_path, split):
+    # Each returned signal is its file at one common start: located from the mixture, then
+    # checked sample for sample in every source file (random crops for train, fixed for valid).
+    data = _prepared(tmp_path, "wham")
+    dataset = make_dataset("wham", data, split, sample_rate=8000, segment=0.5)
+    for index, utt in enumerate(dataset.utterances):
+        full_mix, _ = sf.read(utt.mixture, dtype="float32")
+        full_srcs = [sf.read(path, dtype="float32")[0] for path in utt.sources]
+        for _ in range(3):
+            mixture, sources = dataset[index]
+            n = len(mixture)
+            starts = [s for s in range(len(full_mix) - n + 1) if full_mix[s] == mixture[0]]
+            start = next(s for s in starts if np.array_equal(full_mix[s : s + n], mixture))
+            for full, source in zip(full_srcs, sources, strict=True):
+                np.testing.assert_array_equal(full[start : start + n], source.numpy())
+
+
 def test_lrs2_2mix_index_is_what_the_authors_loader_reads(tmp_path):
     # The authors' LRS2Dataset (look2hear/datas/lrs2datamodule.py) reads <split>/mix.json,
     # s1.json and s2.json, lists of [path, samples] paired by position.

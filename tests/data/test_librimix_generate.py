@@ -10,7 +10,13 @@ import pytest
 import soundfile as sf
 from fake_trees import write_wav
 
-from asteroid_tdanet.data.librimix_generate import generate_split, main, mix_sources, split_name
+from asteroid_tdanet.data.librimix_generate import (
+    generate_split,
+    main,
+    make_mixture,
+    mix_sources,
+    split_name,
+)
 
 
 def test_resampled_sine_keeps_frequency_and_gain():
@@ -118,3 +124,35 @@ def test_cli_reports_missing_metadata(tmp_path, capsys):
     )  # fmt: skip
     assert code == 1
     assert "libri2mix_dev-clean.csv is missing" in capsys.readouterr().err
+
+
+def test_a_mixture_past_full_scale_is_clipped_not_wrapped(tmp_path, caplog):
+    # 16-bit PCM wraps values past full scale around to the other sign; a peak that LibriMix's
+    # gains did not prevent (resampling overshoot) must become full scale of the same sign.
+    ls = tmp_path / "LibriSpeech"
+    t = np.arange(3200) / 16000
+    tone = 0.6 * np.sin(2 * np.pi * 200 * t)
+    for name in ("a", "b"):
+        write_wav(ls / f"{name}.flac", tone, 16000)
+    row = {
+        "mixture_ID": "a_b",
+        "source_1_path": "a.flac",
+        "source_1_gain": 1.0,
+        "source_2_path": "b.flac",
+        "source_2_gain": 1.0,
+    }
+    split_dir = tmp_path / "out"
+    for sub in ("mix_clean", "s1", "s2"):
+        (split_dir / sub).mkdir(parents=True)
+    with caplog.at_level("WARNING"):
+        _, mix_path, _, _ = make_mixture(
+            row, librispeech_dir=ls, split_dir=split_dir, sample_rate=8000, mode="min", n_src=2
+        )
+    assert "clipped to [-1, 1]" in caplog.text and "mix_clean" in caplog.text  # and said so
+    written, _ = sf.read(mix_path)
+    expected = 2 * tone[::2]  # 1.2 sin: beyond full scale around the crests
+    crest = np.abs(expected) > 1.0
+    assert crest.any()
+    np.testing.assert_array_equal(np.sign(written[crest]), np.sign(expected[crest]))
+    assert np.abs(written[crest]).min() > 0.999
+    np.testing.assert_allclose(written[~crest][50:-50], expected[~crest][50:-50], atol=1e-3)

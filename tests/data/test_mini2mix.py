@@ -277,6 +277,96 @@ def test_gains_clipping_rules():
     np.testing.assert_allclose(gains, [0.9, 0.9])
 
 
+class FixedDraw:
+    """Stands in for the random generator: every loudness draw is `lufs` (inside LibriMix's
+    range), so a source measured at `lufs` gets a gain of exactly 1 before the clipping rules."""
+
+    def __init__(self, lufs: float = -29.0):
+        self.lufs = lufs
+
+    def uniform(self, low: float, high: float) -> float:
+        assert (low, high) == (-33, -25)
+        return self.lufs
+
+
+def _spikes(length: int, **peaks: float) -> np.ndarray:
+    """Silence with the given values at the given samples (``s<index>=value``)."""
+    audio = np.zeros(length)
+    for key, value in peaks.items():
+        audio[int(key[1:])] = value
+    return audio
+
+
+@pytest.mark.parametrize(
+    "peak, expected_gains, why",
+    [
+        (0.95, [0.9 / 0.95, 0.9 / 0.95], "below 1: the source keeps its gain, the mixture rule"),
+        (0.999, [0.9 / 0.999, 0.9 / 0.999], "below 1: ... scales both sources"),
+        (1.0, [0.9, 1.0], "at 1 (>= 1): this source alone goes to a 0.9 peak"),
+        (1.2, [0.75, 1.0], "above 1: this source alone goes to a 0.9 peak"),
+    ],
+)
+def test_source_clipping_rule_at_a_peak_of_one(peak, expected_gains, why):
+    # LibriMix's set_loudness: a source whose normalised peak is >= 1 is rescaled to a peak of
+    # MAX_AMP = 0.9; the mixture check (> 0.9) then finds nothing more to do. A source below 1
+    # is left alone, and the mixture check scales everything instead. Non-overlapping spikes:
+    # the mixture's peak is the loud source's.
+    sources = [
+        _fake(_spikes(1600, s100=peak), -29.0, "a"),
+        _fake(_spikes(1600, s900=-0.1), -29.0, "b"),
+    ]
+    gains, renormalized = librimix_gains(sources, FixedDraw())
+    np.testing.assert_allclose(gains, expected_gains, rtol=1e-12, err_msg=why)
+    assert renormalized
+
+
+@pytest.mark.parametrize(
+    "a, b, scaled",
+    [
+        (0.45, 0.45, False),  # sum exactly 0.9: not above MAX_AMP, kept
+        (0.4, 0.45, False),
+        (0.455, 0.455, True),  # 0.91 > 0.9
+        (0.475, 0.475, True),  # 0.95: above 0.9 though below 1
+        (-0.48, -0.48, True),  # a negative peak counts by its magnitude
+        (0.6, -0.6, False),  # cancelling peaks: the sum never exceeds 0.9
+    ],
+)
+def test_mixture_clipping_rule_at_0_9(a, b, scaled):
+    # LibriMix's check_for_cliping: if the sum of the normalised sources peaks above 0.9,
+    # every source is scaled by 0.9 / peak. Both spikes on the same sample.
+    sources = [_fake(_spikes(800, s400=a), -29.0, "a"), _fake(_spikes(800, s400=b), -29.0, "b")]
+    gains, renormalized = librimix_gains(sources, FixedDraw())
+    factor = 0.9 / abs(a + b) if scaled else 1.0
+    np.testing.assert_allclose(gains, [factor, factor], rtol=1e-12)
+    assert renormalized == scaled
+
+
+def test_mixture_clipping_is_checked_at_full_length():
+    # LibriMix pads the sources to the longest ("max" mode) before the check, so a peak after
+    # the end of the shorter source counts even though "min" mode files will not hold it.
+    sources = [_fake(_spikes(1600, s1200=0.95), -29.0, "a"), _fake(_spikes(800), -29.0, "b")]
+    sources[1].audio[10] = 0.01
+    gains, renormalized = librimix_gains(sources, FixedDraw())
+    np.testing.assert_allclose(gains, [0.9 / 0.95] * 2, rtol=1e-12)
+    assert renormalized
+
+
+def test_built_mixtures_obey_both_clipping_rules(built):
+    # On the real build, from the gains it wrote: at 16 kHz, before resampling, no scaled source
+    # reaches 1 and the max-mode sum of the scaled sources never exceeds 0.9.
+    for subset in ("train-clean-100", "dev-clean", "test-clean"):
+        for row in _read_csv(built / "Libri2Mix" / "metadata" / f"libri2mix_{subset}.csv"):
+            scaled = [
+                float(row[f"source_{k}_gain"]) * sf.read(SOURCES / row[f"source_{k}_path"])[0]
+                for k in (1, 2)
+            ]
+            mixture = np.zeros(max(len(s) for s in scaled))
+            for source in scaled:
+                mixture[: len(source)] += source
+            assert max(np.max(np.abs(s)) for s in scaled) < 1.0, row["mixture_ID"]
+            assert np.max(np.abs(mixture)) <= 0.9 + 1e-12, row["mixture_ID"]
+
+
 # --- command lines -------------------------------------------------------------------------
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +138,60 @@ def test_fetch_checks_known_checksums(tmp_path, payload):
     assert "checksum mismatch" in bad.stderr and good in bad.stderr
     assert (tmp_path / "b.bin.corrupt").exists() and not (tmp_path / "b.bin").exists()
     assert skipped.returncode == 0 and (tmp_path / "c.bin").exists()
+
+
+def test_a_corrupt_download_is_named_sized_and_cleaned_up(tmp_path, payload):
+    served, data = payload
+    good = hashlib.sha256(data).hexdigest()
+    dest = tmp_path / "b.bin"
+    (served / "other.bin").write_bytes(data[:-1000])
+    with serve_directory(served) as (url, _):
+        bad = fetch(f"{url}/other.bin", dest, good)
+        # The message says where the damaged file is, how big, and how to delete it.
+        assert bad.returncode != 0
+        corrupt = tmp_path / "b.bin.corrupt"
+        assert corrupt.stat().st_size == len(data) - 1000
+        assert f"rm '{corrupt}'" in bad.stderr and "K)" in bad.stderr  # du -h size: 292K
+        # The next good download replaces it and deletes the damaged copy.
+        again = fetch(f"{url}/blob.bin", dest, good)
+    assert again.returncode == 0, again.stderr
+    assert dest.read_bytes() == data and not corrupt.exists()
+    assert f"Deleted {corrupt}" in again.stderr
+
+
+def test_401_and_403_explain_hf_token_and_are_not_retried(tmp_path, payload):
+    served, _ = payload
+    with serve_directory(served, deny=("lrs2.tar.gz",)) as (url, log):
+        result = run_script(
+            "download_lrs2_2mix.sh",
+            "--root",
+            str(tmp_path / "root"),
+            "--accept_license",
+            TDANET_LRS2_URL=f"{url}/lrs2.tar.gz",
+            TDANET_FETCH_RETRIES="5",
+        )
+    assert result.returncode != 0
+    assert "HTTP 401/403" in result.stderr and "HF_TOKEN=<token>" in result.stderr
+    assert "huggingface.co/settings/tokens" in result.stderr
+    assert len(log) == 1  # refused: not retried
+
+
+def test_fallback_address_is_tried_when_the_first_fails(tmp_path, payload):
+    served, data = payload
+    dest = tmp_path / "blob.bin"
+    code = f'. "{LOCAL / "download_lib.sh"}"; tdanet_fetch "$1" "$2" "" "$3"'
+    with serve_directory(served, cut_first=("blob.bin",)) as (url, log):
+        result = subprocess.run(
+            ["bash", "-c", code, "fetch", f"{url}/gone/blob.bin", str(dest), f"{url}/blob.bin"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert dest.read_bytes() == data
+    assert [path for path, _ in log] == ["/gone/blob.bin", "/blob.bin", "/blob.bin"]
+    assert f"Trying the fallback address {url}/blob.bin" in result.stderr
 
 
 def test_fetch_fails_fast_on_missing_url(tmp_path, payload):
@@ -324,15 +380,81 @@ def test_librimix_download_generates_libri2mix(tmp_path):
     assert prepare("librimix", root, tmp_path / "data", progress=False)["counts"]["train"] == 2
 
 
-def test_librimix_checks_librispeech_checksums(tmp_path):
+# SHA-256 of LibriMix's metadata/Libri2Mix/libri2mix_<subset>.csv at the pinned commit.
+LIBRIMIX_METADATA_SHA256 = {
+    "train-clean-100": "4de1fdee085ed3f0149c42159d7774be427c8a48eeb2e4d6a92fc632022647d5",
+    "dev-clean": "43ad88e65ee8678be73a79920fba1dcf44fa87271ba95a57205707edc0b85f77",
+    "test-clean": "e3d4dc64a03fbbb00ba807a821df2994dbc0c3a9c6fe6a176cfa14949bd8624e",
+}
+
+
+def test_librimix_metadata_is_pinned_and_checked_first(tmp_path):
     served, _ = _make_librispeech(tmp_path)
     with serve_directory(served) as (url, log):
         env = {"TDANET_OPENSLR_URL": url, "TDANET_LIBRIMIX_URL": url}
         result = run_script("download_librimix.sh", "--root", str(tmp_path / "root"), **env)
+    # The served metadata are not LibriMix's: refused before any LibriSpeech archive is asked.
+    assert result.returncode != 0 and "checksum mismatch" in result.stderr
+    assert "libri2mix_train-clean-100.csv" in result.stderr
+    assert LIBRIMIX_METADATA_SHA256["train-clean-100"] in result.stderr
+    assert [path for path, _ in log] == ["/metadata/Libri2Mix/libri2mix_train-clean-100.csv"]
+    # The default address is LibriMix's repository at the commit the hashes were taken from.
+    help_text = run_script("download_librimix.sh", "--help").stdout
+    assert (
+        "raw.githubusercontent.com/JorisCos/LibriMix/b898ca375c03e4039cdb3dbe3dd485aad58ec7d1"
+        in (help_text)
+    )
+    script = (LOCAL / "download_librimix.sh").read_text()
+    for subset, digest in LIBRIMIX_METADATA_SHA256.items():
+        assert f"{subset}) echo {digest}" in script
+
+
+def test_librimix_checks_librispeech_checksums(tmp_path):
+    served, _ = _make_librispeech(tmp_path)
+    root = tmp_path / "root"
+    # Metadata already downloaded and verified (as a previous run leaves them).
+    for subset, digest in LIBRIMIX_METADATA_SHA256.items():
+        meta = root / "LibriMix_metadata" / "Libri2Mix" / f"libri2mix_{subset}.csv"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(served / "metadata" / "Libri2Mix" / meta.name, meta)
+        Path(f"{meta}.sha256ok").write_text(digest + "\n")
+    with serve_directory(served) as (url, log):
+        env = {"TDANET_OPENSLR_URL": url, "TDANET_LIBRIMIX_URL": url}
+        result = run_script("download_librimix.sh", "--root", str(root), **env)
     assert result.returncode != 0 and "checksum mismatch" in result.stderr
     # The published SHA-256 of train-clean-100.tar.gz (torchaudio checks the same).
     assert "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2" in result.stderr
     assert len(log) == 1  # stopped at the first archive
+
+
+def test_recipe_stage_0_builds_the_sample_rate_stage_1_reads(tmp_path):
+    # ./run.sh --sample_rate 16000 on Libri2Mix: stage 0 must build wav16k, which stage 1 reads.
+    served, rows = _make_librispeech(tmp_path)
+    storage, data = tmp_path / "storage", tmp_path / "data16k"
+    with serve_directory(served) as (url, _):
+        result = subprocess.run(
+            [str(REPO / "egs" / "librimix" / "TDANet" / "run.sh"), "--stage", "0", "--stop_stage",
+             "1", "--sample_rate", "16000", "--storage_dir", str(storage), "--data_dir", str(data),
+             "--python", sys.executable, "--download_opts", "--nj 1"],
+            env=_env(TDANET_OPENSLR_URL=url, TDANET_LIBRIMIX_URL=url, TDANET_NO_CHECKSUM="1"),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in (storage / "Libri2Mix").glob("wav*")) == ["wav16k"]
+    mix = next((storage / "Libri2Mix" / "wav16k" / "min" / "test" / "mix_clean").glob("*.wav"))
+    assert sf.info(mix).samplerate == 16000
+    meta = json.loads((data / "dataset.json").read_text())
+    assert meta["sample_rate"] == 16000 and meta["counts"]["test"] == len(rows["test-clean"])
+
+
+def test_lrs2_refuses_another_sample_rate_before_downloading(tmp_path):
+    result = run_script("download_lrs2_2mix.sh", "--root", str(tmp_path), "--sample_rate", "8000")
+    assert result.returncode != 0
+    assert "LRS2-2Mix exists at 16000 Hz only" in result.stderr
+    assert not (tmp_path / "downloads").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,11 +548,17 @@ def test_wham_download_mixes_one_variant(tmp_path, sphere):
     env = {"TDANET_ACCEPT_LICENSE": "1"}
     if sphere:
         env["SPH2PIPE"] = str(_fake_sph2pipe(tmp_path))
-    with serve_directory(served) as (url, _):
+    with serve_directory(served) as (url, log):
         env["TDANET_WHAM_NOISE_URL"] = f"{url}/wham_noise.zip"
         env["TDANET_WHAM_SCRIPTS_URL"] = f"{url}/wham_scripts.tar.gz"
+        if not sphere:  # the first address of the scripts is gone: the fallback serves them
+            env["TDANET_WHAM_SCRIPTS_URL"] = f"{url}/moved/wham_scripts.tar.gz"
+            env["TDANET_WHAM_SCRIPTS_FALLBACK_URL"] = f"{url}/wham_scripts.tar.gz"
         result = run_script("download_wham.sh", "--root", str(root), "--wsj0", str(wsj0_dir), **env)
     assert result.returncode == 0, result.stderr
+    if not sphere:
+        assert [p for p, _ in log][:2] == ["/moved/wham_scripts.tar.gz", "/wham_scripts.tar.gz"]
+        assert "Trying the fallback address" in result.stderr
     assert "LDC" in result.stderr and "CC BY-NC 4.0" in result.stderr
     # Only the asked variant was generated (the scripts alone would write four).
     assert sorted(p.name for p in root.glob("wav*")) == ["wav8k"]
@@ -438,6 +566,14 @@ def test_wham_download_mixes_one_variant(tmp_path, sphere):
     assert (root / "wsj0_wav").is_dir() == sphere
     meta = prepare("wham", root, tmp_path / "data", task="sep_noisy", progress=False)
     assert meta["counts"] == {"train": 2, "valid": 2, "test": 2}
+
+
+def test_wham_fallback_is_asteroids_address():
+    # Asteroid's egs/wham/ConvTasNet/local/prepare_data.sh fetches both files from there.
+    usage = run_script("download_wham.sh", "--help").stdout
+    old = "https://storage.googleapis.com/whisper-public"
+    assert f"(default: {old}/wham_scripts.tar.gz)" in usage
+    assert f"(default: {old}/wham_noise.zip)" in usage
 
 
 def test_wham_names_missing_sphere_files(tmp_path):
@@ -478,3 +614,50 @@ def test_wham_names_missing_wsj0_files(tmp_path):
         )
     assert result.returncode != 0
     assert "1 of 12 WSJ0 files" in result.stderr and str(victim) in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# One disk figure per data set: the space check of the download script (default options, from
+# scratch) is what run.sh, the recipe README and the script's --help state.
+
+DISK = {
+    "librimix": ("download_librimix.sh", []),
+    "wham": ("download_wham.sh", ["--accept_license"]),
+    "lrs2_2mix": ("download_lrs2_2mix.sh", ["--accept_license"]),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(DISK))
+def test_one_disk_figure_per_data_set_everywhere(dataset, tmp_path):
+    script, options = DISK[dataset]
+    if dataset == "wham":
+        (tmp_path / "wsj0").mkdir()
+        options = [*options, "--wsj0", str(tmp_path / "wsj0")]
+    (tmp_path / "served").mkdir()
+    with serve_directory(tmp_path / "served") as (url, _):
+        # Every address answers 404: the script stops at its first download, after the check.
+        urls = {
+            f"TDANET_{name}_URL": f"{url}/none"
+            for name in ("OPENSLR", "LIBRIMIX", "LRS2", "WHAM_NOISE", "WHAM_NOISE_FALLBACK")
+            + ("WHAM_SCRIPTS", "WHAM_SCRIPTS_FALLBACK")
+        }
+        result = run_script(
+            script,
+            "--root",
+            str(tmp_path / "root"),
+            *options,
+            TDANET_SKIP_DISK_CHECK="1",
+            TDANET_DISK_NEED_GB="",  # the script's own estimate
+            **urls,
+        )
+    checked = re.search(r"needs about ([\d.]+) GB", result.stderr)
+    assert checked, result.stderr
+    figure = round(float(checked.group(1)))
+    recipe = REPO / "egs" / dataset / "TDANet"
+    stated = {
+        "run.sh": re.findall(r"about (\d+) GB free", (recipe / "run.sh").read_text()),
+        "README.md": re.findall(r"Disk: about (\d+) GB free", (recipe / "README.md").read_text()),
+        "--help": re.findall(r"about (\d+) GB free", run_script(script, "--help").stdout),
+    }
+    for place, figures in stated.items():
+        assert figures == [str(figure)], (place, figures, figure)

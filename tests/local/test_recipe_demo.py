@@ -45,7 +45,7 @@ def check_demo_outputs(exp_root: Path, out: subprocess.CompletedProcess) -> dict
         "checkpoints/last.ckpt",
         "results/final_metrics.json",
         "results/all_metrics.csv",
-        "publish/model.pth",
+        "publish/pytorch_model.bin",
         "publish/README.md",
     ):
         assert (exp / name).is_file(), name

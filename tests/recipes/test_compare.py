@@ -22,9 +22,10 @@ def make_exp(root: Path, tag: str, si_snri: float | None) -> None:
     save_model_file(ScaledMixture(), exp / "best_model.pth")
     if si_snri is not None:
         (exp / "results").mkdir()
-        metrics = {
+        metrics = {  # SDR failed on one utterance: its count differs
             "si_sdr_imp": {"mean": si_snri, "std": 1.0, "count": 4},
-            "sdr_imp": {"mean": si_snri + 0.5, "std": 1.0, "count": 4},
+            "sdr_imp": {"mean": si_snri + 0.5, "std": 1.0, "count": 3},
+            "si_sdr": {"mean": si_snri + 7.0, "std": 1.0, "count": 4},
         }
         (exp / "results" / "final_metrics.json").write_text(json.dumps(metrics))
 
@@ -41,6 +42,7 @@ def test_compare_tables_every_evaluated_experiment(tmp_path: Path):
         rows = list(csv.DictReader(handle))
     assert [r["tag"] for r in rows] == ["a_model", "b_model"]
     assert float(rows[1]["si_snri"]) == 12.0 and float(rows[1]["params_m"]) == 2e-6
+    assert float(rows[1]["sdri"]) == 12.5 and rows[1]["n_test"] == "4"  # improvements, counts
     assert rows[0]["cpu_rtf"] == ""  # not measured with rtf_repeats=0
     assert (tmp_path / "compare.png").stat().st_size > 0
     assert (tmp_path / "compare.md").read_text().startswith(table)

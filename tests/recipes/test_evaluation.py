@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from fake_trees import make_librimix_tree
-from recipe_helpers import ScaledMixture, register_test_models, tiny_conf
+from recipe_helpers import LookupSeparator, ScaledMixture, register_test_models, tiny_conf
 
 from asteroid_tdanet.data.prepare import prepare
 from asteroid_tdanet.io import save_model_file
@@ -21,10 +21,14 @@ from asteroid_tdanet.recipes.evaluation import evaluate, format_metrics, summari
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = make_librimix_tree(tmp_path_factory.mktemp("raw"), n_per_split=3, seconds=1.0)
+def raw_root(tmp_path_factory) -> Path:
+    return make_librimix_tree(tmp_path_factory.mktemp("raw"), n_per_split=3, seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def data_dir(raw_root: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
-    prepare("librimix", root, out, sample_rate=8000, progress=False)
+    prepare("librimix", raw_root, out, sample_rate=8000, progress=False)
     return out
 
 
@@ -119,3 +123,163 @@ def test_torchmetrics_sdr_equals_get_metrics_sdr():
     fast = _score(mix, refs, ests, 8000, ["si_sdr", "sdr"], "u", sdr_backend="torchmetrics")
     for key in ("input_sdr", "sdr", "sdr_imp", "si_sdr"):
         assert fast[key] == pytest.approx(slow[key], abs=1e-4), key
+
+
+# --- Scores on known cases, computed independently -------------------------------------------
+# The model returns estimates chosen by the test (LookupSeparator); the expected scores follow
+# from how the estimates were built and from the SI-SNR definition written out below, never
+# from the code under test.
+
+
+def si_snr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """SI-SNR (= SI-SDR) by its definition: zero-mean, project, energy ratio in dB."""
+    estimate = estimate - estimate.mean()
+    reference = reference - reference.mean()
+    target = (estimate @ reference) / (reference @ reference) * reference
+    return float(10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target))))
+
+
+def raw_test_items(raw_root: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(utt_id, mixture, sources (2, time))`` of the test split, read from the raw files."""
+    split = raw_root / "Libri2Mix" / "wav8k" / "min" / "test"
+    items = []
+    for path in sorted((split / "mix_clean").glob("*.wav")):
+        mix, _ = sf.read(path, dtype="float32")
+        refs = np.stack([sf.read(split / s / path.name, dtype="float32")[0] for s in ("s1", "s2")])
+        items.append((path.stem, mix.astype(np.float64), refs.astype(np.float64)))
+    return items
+
+
+def with_si_snr(refs: np.ndarray, target_db: list[float], rng: np.random.Generator) -> np.ndarray:
+    """``refs[i] + e_i`` with ``e_i`` zero-mean and orthogonal to every (zero-mean) reference,
+    scaled so that SI-SNR(estimate_i, ref_i) is exactly ``target_db[i]``."""
+    centred = refs - refs.mean(axis=1, keepdims=True)
+    basis, _ = np.linalg.qr(np.vstack([np.ones(refs.shape[1]), centred]).T)
+    estimates = []
+    for ref, zero_mean, db in zip(refs, centred, target_db, strict=True):
+        noise = rng.standard_normal(refs.shape[1])
+        noise -= basis @ (basis.T @ noise)
+        noise *= np.sqrt((zero_mean @ zero_mean) * 10 ** (-db / 10) / (noise @ noise))
+        estimates.append(ref + noise)
+    return np.stack(estimates)
+
+
+def lookup_exp(exp: Path, items, estimates: dict[str, np.ndarray], metrics: list[str]) -> Path:
+    """An experiment whose model returns ``estimates[utt_id]`` for that utterance's mixture."""
+    register_test_models()
+    lengths = [len(mix) for _, mix, _ in items]
+    model = LookupSeparator(lengths)
+    for utt_id, mix, _ in items:
+        model.set_estimates(len(mix), estimates[utt_id])
+    conf = tiny_conf("LookupSeparator", {"lengths": lengths})
+    conf["evaluation"] = {"metrics": metrics, "n_examples": 1, "sdr_backend": "torchmetrics"}
+    dump_conf(validate(conf), exp / "conf.yml")
+    save_model_file(model, exp / "best_model.pth")
+    return exp
+
+
+def read_rows(exp: Path) -> dict[str, dict[str, float]]:
+    with open(exp / "results" / "all_metrics.csv") as handle:
+        return {
+            r["utt_id"]: {k: float(v) for k, v in r.items() if k != "utt_id"}
+            for r in csv.DictReader(handle)
+        }
+
+
+@pytest.mark.parametrize(
+    "target_db, swap",
+    [((10.0, 20.0), False), ((10.0, 20.0), True), ((-25.0, -15.0), False)],
+    ids=["ordered", "swapped", "worse-than-mixture"],
+)
+def test_known_si_snr_and_its_improvement(raw_root, data_dir, tmp_path, target_db, swap):
+    items = raw_test_items(raw_root)
+    rng = np.random.default_rng(7)
+    estimates = {}
+    for utt_id, _, refs in items:
+        est = with_si_snr(refs, list(target_db), rng)
+        estimates[utt_id] = est[::-1] if swap else est
+    exp = lookup_exp(tmp_path / "exp", items, estimates, ["si_sdr", "sdr"])
+    final = evaluate(exp, data_dir, device="cpu", progress_bar=False)
+
+    rows = read_rows(exp)
+    assert sorted(rows) == sorted(utt for utt, _, _ in items)
+    expected_imp = []
+    for utt_id, mix, refs in items:
+        row = rows[utt_id]
+        # Each estimate is scored against its own reference (PIT undoes the swap): the mean
+        # of the two SI-SNRs it was built with.
+        assert row["si_sdr"] == pytest.approx(np.mean(target_db), abs=1e-3), utt_id
+        mixture_db = np.mean([si_snr_db(mix, ref) for ref in refs])
+        assert row["input_si_sdr"] == pytest.approx(mixture_db, abs=1e-3), utt_id
+        assert row["si_sdr_imp"] == pytest.approx(np.mean(target_db) - mixture_db, abs=1e-3)
+        expected_imp.append(np.mean(target_db) - mixture_db)
+    # Improvement = output - input: positive for a separator, negative for a worse one.
+    assert np.sign(final["si_sdr_imp"]["mean"]) == np.sign(target_db[0])
+    # Aggregation: mean and population std over utterances, every utterance counted.
+    assert final["si_sdr_imp"]["mean"] == pytest.approx(np.mean(expected_imp), abs=1e-3)
+    assert final["si_sdr_imp"]["std"] == pytest.approx(np.std(expected_imp), abs=1e-3)
+    assert final["si_sdr_imp"]["count"] == len(items)
+    assert final["si_sdr"]["mean"] == pytest.approx(np.mean(target_db), abs=1e-3)
+    if target_db[0] > 0:
+        # BSS-eval SDR of the same estimates: its 512-tap filter may count up to 512 / length
+        # (< 7% here) of the orthogonal noise as target, so it lies 0 to 0.3 dB above SI-SNR.
+        assert 0 <= final["sdr"]["mean"] - np.mean(target_db) < 0.35
+
+    # The example files hold each estimate beside its own reference, whatever the model order.
+    example = next((exp / "results" / "examples").iterdir())
+    for i in (1, 2):
+        est, _ = sf.read(example / f"s{i}_estimate.wav")
+        ref, _ = sf.read(example / f"s{i}.wav")
+        other, _ = sf.read(example / f"s{3 - i}.wav")
+        if target_db[0] > 0:
+            assert si_snr_db(est, ref) > si_snr_db(est, other) + 10, i
+
+
+def test_a_perfect_separator_in_the_wrong_order_and_scale(raw_root, data_dir, tmp_path):
+    # Estimates = the references themselves, swapped and rescaled: after PIT each one is its
+    # reference, so SI-SNR has no noise at all (far above any real separator) and STOI is 1.
+    items = raw_test_items(raw_root)
+    estimates = {utt: refs[::-1] * np.array([[0.5], [2.0]]) for utt, _, refs in items}
+    exp = lookup_exp(tmp_path / "exp", items, estimates, ["si_sdr", "stoi"])
+    final = evaluate(exp, data_dir, device="cpu", progress_bar=False)
+    assert final["stoi"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert final["si_sdr"]["mean"] > 80
+    for metric in ("si_sdr", "stoi"):
+        imp, out, inp = (final[k]["mean"] for k in (f"{metric}_imp", metric, f"input_{metric}"))
+        assert imp == pytest.approx(out - inp, abs=1e-6) and inp < out
+    assert final["input_stoi"]["mean"] < 0.95 and final["input_si_sdr"]["mean"] < 10
+
+
+def test_sdr_and_si_snr_are_not_confused():
+    from asteroid_tdanet.recipes.evaluation import _score
+
+    # Closed form: over whole periods, sin and cos are orthogonal and zero-mean, so
+    # est = sin + k cos has SI-SNR = -20 log10(k) exactly; cos is sin delayed by a quarter
+    # period, which BSS-eval's 512-tap distortion filter absorbs: its SDR is far higher.
+    n = np.arange(8000)
+    refs = np.stack([np.sin(2 * np.pi * 100 * n / 8000), np.sin(2 * np.pi * 250 * n / 8000)])
+    quarter = np.stack([np.cos(2 * np.pi * 100 * n / 8000), np.cos(2 * np.pi * 250 * n / 8000)])
+    ests = refs + np.array([[0.1], [0.316]]) * quarter
+    row = _score(refs.sum(0), refs, ests, 8000, ["si_sdr", "sdr"], "u", "torchmetrics")
+    expected_si_snr = np.mean([-20 * np.log10(0.1), -20 * np.log10(0.316)])
+    assert row["si_sdr"] == pytest.approx(expected_si_snr, abs=1e-6)
+    assert row["sdr"] > row["si_sdr"] + 20
+    assert row["sdr_imp"] == pytest.approx(row["sdr"] - row["input_sdr"])
+    assert row["si_sdr_imp"] == pytest.approx(row["si_sdr"] - row["input_si_sdr"])
+
+
+def test_stoi_is_computed_at_the_data_rate():
+    from pystoi import stoi
+
+    from asteroid_tdanet.recipes.evaluation import _score
+
+    # STOI resamples to 10 kHz from the rate it is given: the data's rate must reach it.
+    rng = np.random.default_rng(3)
+    refs = rng.standard_normal((2, 16000))
+    ests = refs + 0.7 * rng.standard_normal((2, 16000))
+    row = _score(refs.sum(0), refs, ests, 16000, ["si_sdr", "stoi"], "u")
+    expected = np.mean([stoi(r, e, 16000) for r, e in zip(refs, ests, strict=True)])
+    assert row["stoi"] == pytest.approx(expected, abs=1e-6)
+    assert (
+        abs(np.mean([stoi(r, e, 8000) for r, e in zip(refs, ests, strict=True)]) - expected) > 1e-3
+    )

@@ -17,6 +17,7 @@ from asteroid_tdanet.recipes.config import ConfigError, dump_conf, validate
 from asteroid_tdanet.recipes.training import (
     ExperimentExistsError,
     NonFiniteLossError,
+    describe_devices,
     make_loss,
     prepare_exp_dir,
     read_history,
@@ -57,6 +58,66 @@ def test_pit_neg_snr_matches_the_closed_form():
     assert sisdr.item() < loss.item() + 0.5  # close to -SNR (noise is almost orthogonal)
 
 
+def _zero_mean(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
+def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    return 10 * torch.log10(num.pow(2).sum(-1) / den.pow(2).sum(-1))
+
+
+def test_each_conf_loss_name_is_its_loss():
+    # Estimates 3 s + n (n orthogonal to both sources), swapped: the three losses differ here
+    # and each follows from its definition (Asteroid's pairwise losses remove the mean first).
+    gen = torch.Generator().manual_seed(0)
+    sources = _zero_mean(torch.randn(1, 2, 4000, generator=gen, dtype=torch.float64))
+    basis, _ = torch.linalg.qr(torch.cat([torch.ones(1, 4000), sources[0]]).T)
+    noise = torch.randn(2, 4000, generator=gen, dtype=torch.float64)
+    noise = (noise - (noise @ basis) @ basis.T)[None]
+    estimates = 3 * sources + noise
+    target = 3 * sources  # the scaled reference that SI-SDR and SD-SDR project on
+    expected = {
+        "pit_neg_snr": -_db(sources, estimates - sources).mean(),
+        "pit_neg_sisdr": -_db(target, estimates - target).mean(),
+        "pit_neg_sdsdr": -_db(target, estimates - sources).mean(),
+    }
+    assert len({round(v.item(), 3) for v in expected.values()}) == 3
+    for name, value in expected.items():
+        loss = make_loss(name)(estimates.flip(1).float(), sources.float())
+        assert loss.item() == pytest.approx(value.item(), abs=1e-3), name
+
+
+def test_conf_loss_names_reach_training_and_validation(data_dir: Path, tmp_path: Path):
+    # ScaledMixture outputs g_k * mixture (g = 0.5, 1.0); with whole utterances and a learning
+    # rate too small to move g, both logged losses follow from the files: the training loss is
+    # -SNR (gain-dependent), the validation loss -SI-SNR (gain-free), as the conf names them.
+    from asteroid_tdanet.data import make_dataset
+
+    conf = scaled_conf(epochs=1)
+    conf["data"]["segment"] = None
+    conf["optim"]["lr"] = 1e-12
+    exp = tmp_path / "exp"
+    train(validate(conf), data_dir, exp, progress_bar=False)
+    history = read_history(exp / "train_log" / "history.csv")
+
+    def losses(split: str) -> tuple[float, float]:
+        snr, si_snr = [], []
+        for mixture, refs in make_dataset("librimix", data_dir, split, sample_rate=8000):
+            mix = _zero_mean(mixture.double())
+            refs = _zero_mean(refs.double())
+            gains = torch.tensor([0.5, 1.0], dtype=torch.float64)[:, None]
+            outs = gains * mix
+            snr.append(max(_db(refs[p], outs - refs[p]).mean() for p in ([0, 1], [1, 0])))
+            alpha = (refs @ mix) / refs.pow(2).sum(-1)
+            si_snr.append(_db(alpha[:, None] * refs, mix - alpha[:, None] * refs).mean())
+        return -float(torch.stack(snr).mean()), -float(torch.stack(si_snr).mean())
+
+    train_snr, _ = losses("train")
+    _, valid_si_snr = losses("valid")
+    assert history[0]["train_loss"] == pytest.approx(train_snr, abs=1e-3)
+    assert history[0]["val_loss"] == pytest.approx(valid_si_snr, abs=1e-3)
+
+
 def test_existing_experiments_are_never_reused_silently(tmp_path: Path):
     conf = validate(tiny_conf())
     exp = tmp_path / "exp" / "a"
@@ -82,12 +143,34 @@ def test_existing_experiments_are_never_reused_silently(tmp_path: Path):
     assert not exp.exists()
 
 
-def test_gpus_without_cuda_is_a_clear_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_gpus_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         trainer_devices("0", 1)
     assert trainer_devices("", 2) == {"accelerator": "cpu", "devices": 2}
+    # The default falls back to the CPU, and says why.
+    devices = trainer_devices("auto", 1)
+    assert devices == {"accelerator": "cpu", "devices": 1}
+    assert "no GPU is visible" in describe_devices(devices, "auto")
+
+
+def test_visible_gpus_are_used_by_default_and_cpu_can_be_forced(monkeypatch):
+    """Which devices Lightning gets (the machine's CUDA answers are stood in for)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card{i}")
+    auto = trainer_devices("auto", 1)
+    assert auto == {"accelerator": "gpu", "devices": [0, 1]}
+    assert describe_devices(auto, "auto") == (
+        "training on 2 GPU(s): cuda:0 (Card0), cuda:1 (Card1); every visible GPU (--gpus auto)"
+    )
+    assert trainer_devices("1", 1) == {"accelerator": "gpu", "devices": [1]}
+    for cpu in ("", "cpu", "CPU"):
+        assert trainer_devices(cpu, 1) == {"accelerator": "cpu", "devices": 1}
+    with pytest.raises(RuntimeError, match=r"GPU\(s\) \[2\] not visible"):
+        trainer_devices("0,2", 1)
+    with pytest.raises(ValueError, match="expected GPU ids"):
+        trainer_devices("first", 1)
 
 
 def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path):
@@ -111,6 +194,9 @@ def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path)
     )
     package = load_model_file(best)  # weights_only=True
     assert package["model_name"] == "ScaledMixture"
+    # The training set's get_infos(), as Asteroid's train.py stores them.
+    assert package["dataset"] == "LibriMix" and package["task"] == "sep_clean"
+    assert package["licenses"][0]["title_link"] == "http://www.openslr.org/12"
     assert package["infos"]["training"]["conf"]["training"]["epochs"] == 2
     model = load_model(best)
     assert model(torch.randn(1, 800)).shape == (1, 2, 800)

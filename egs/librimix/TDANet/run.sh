@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Dataset paths: LibriSpeech + LibriMix are downloaded and generated here (stage 0), ~500 GB free.
+# Dataset paths: LibriSpeech + Libri2Mix are downloaded and generated here (stage 0):
+# about 16 GB free.
 storage_dir=${LIBRIMIX_ROOT:-$PWD/data/raw}
 
 exec ../../../local/recipe.sh \

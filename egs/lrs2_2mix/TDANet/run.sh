@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Dataset paths: LRS2-2Mix (mixtures of the BBC LRS2 corpus; LRS2 needs a signed licence).
+# Dataset paths: LRS2-2Mix (mixtures of the BBC LRS2 corpus; LRS2 needs a signed licence):
+# about 40 GB free.
 storage_dir=${LRS2_2MIX_ROOT:-$PWD/data/raw}
 
 exec ../../../local/recipe.sh \

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Dataset paths: WSJ0 (LDC93S6A, licensed: bring your own copy) and where WHAM! is built (stage 0).
+# Dataset paths: WSJ0 (LDC93S6A, licensed: bring your own copy) and where WHAM! is built (stage 0):
+# about 76 GB free.
 wsj0=${WSJ0_ROOT:-/path/to/wsj0}
 storage_dir=${WHAM_ROOT:-$PWD/data/raw}
 
