@@ -75,6 +75,8 @@ def run_once(recipe: Path, train_opts: str, workdir: Path) -> dict[str, Any]:
         "max_minutes": conf["training"]["max_minutes"],
         "max_steps": conf["training"]["max_steps"],
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
+        # Training threads: torch's default (every core) unless OMP_NUM_THREADS limits it.
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
 
 
