@@ -99,22 +99,25 @@ RESULTS += results-dynamic-mixing
 results-dynamic-mixing: venv
 	$(PY) -m asteroid_tdanet.data.throughput --out results/dynamic_mixing_throughput.json
 
-# The demo recipe as `make demo` runs it (dynamic mixing + speed perturbation), and with each
-# augmentation taken away, at the conf's one training budget (training.max_steps: the same
-# steps, each variant's wall time measured): minutes, steps and test scores of each, from fresh
-# folders (about 35 minutes; run it on a quiet machine, the result records the load).
+# The demo recipe as `make demo` runs it (dynamic mixing + speed perturbation, 3500 steps), then
+# the augmentation table: fixed mixtures, dynamic mixing, dynamic mixing + speed perturbation,
+# each at one shorter step budget (1000 steps; the cosine schedule spans it). Minutes, steps and
+# test scores of each run, from fresh folders, with the load (about an hour on 2 quiet cores).
+DEMO_MEASURE = $(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
+	--command "make results-demo"
+DEMO_TABLE_STEPS = --training.max_steps 1000
+FIXED_MIXTURES = --data.dynamic_mixing false --data.mixtures_per_epoch null --data.speed_perturb null
 RESULTS += results-demo
 results-demo: venv
-	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
-		--variant fixed_mixtures \
-		"--data.dynamic_mixing false --data.mixtures_per_epoch null --data.speed_perturb null" \
-		--out results/demo-fixed-mixtures.json --command "make results-demo"
-	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
-		--variant dynamic_mixing "--data.speed_perturb null" \
-		--out results/demo-dynamic-mixing.json --command "make results-demo"
-	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
-		--variant dynamic_mixing_speed_perturb "" \
-		--out results/demo-dynamic-mixing-speed-perturb.json --command "make results-demo"
+	$(DEMO_MEASURE) --variant dynamic_mixing_speed_perturb "" \
+		--out results/demo-dynamic-mixing-speed-perturb.json
+	$(DEMO_MEASURE) --variant fixed_mixtures_1000 "$(DEMO_TABLE_STEPS) $(FIXED_MIXTURES)" \
+		--out results/demo-1000steps-fixed-mixtures.json
+	$(DEMO_MEASURE) --variant dynamic_mixing_1000 \
+		"$(DEMO_TABLE_STEPS) --data.speed_perturb null" \
+		--out results/demo-1000steps-dynamic-mixing.json
+	$(DEMO_MEASURE) --variant dynamic_mixing_speed_perturb_1000 "$(DEMO_TABLE_STEPS)" \
+		--out results/demo-1000steps-dynamic-mixing-speed-perturb.json
 
 results: $(RESULTS)
 

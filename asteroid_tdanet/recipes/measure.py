@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -28,6 +29,25 @@ from typing import Any
 
 import torch
 import yaml
+
+STAGE_DONE = re.compile(r"stage (\d) done \((\d+) s\)")
+
+
+def stage_seconds(log: str) -> dict[str, int]:
+    """Seconds of each stage, from the driver's ``stage N done (T s)`` lines (T: since start).
+
+    Args:
+        log: The recipe's output (``local/recipe.sh`` logs a cumulative time per stage).
+
+    Returns:
+        Stage number (as text) -> seconds that stage took, for the stages that ran.
+    """
+    done = [(stage, int(total)) for stage, total in STAGE_DONE.findall(log)]
+    out, previous = {}, 0
+    for stage, total in done:
+        out[stage] = total - previous
+        previous = total
+    return out
 
 
 def run_once(recipe: Path, train_opts: str, workdir: Path) -> dict[str, Any]:
@@ -63,13 +83,20 @@ def run_once(recipe: Path, train_opts: str, workdir: Path) -> dict[str, Any]:
     last = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     history = last.get("history", [])
     conf = yaml.safe_load((exp / "conf.yml").read_text())
+    stages = stage_seconds(out.stdout + out.stderr)
+    steps = int(last["global_step"])
     return {
         "minutes": round(minutes, 2),
         "test": {k: round(v["mean"], 3) for k, v in metrics.items() if v["mean"] is not None},
         "test_mixtures": next(iter(metrics.values()))["count"],
         "best_valid_si_sdr": round(-min(r["val_loss"] for r in history), 3) if history else None,
         "epochs": len(history),
-        "steps": int(last["global_step"]),
+        "steps": steps,
+        "stage_seconds": stages,
+        # Training (stage 2, validation included) per optimizer step.
+        "train_seconds_per_step": round(stages["2"] / steps, 4)
+        if "2" in stages and steps
+        else None,
         "train_opts": train_opts,
         "data": {k: conf["data"][k] for k in ("dynamic_mixing", "speed_perturb", "segment")},
         "max_minutes": conf["training"]["max_minutes"],
