@@ -195,7 +195,7 @@ def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path)
     package = load_model_file(best)  # weights_only=True
     assert package["model_name"] == "ScaledMixture"
     # The training set's get_infos(), as Asteroid's train.py stores them.
-    assert package["dataset"] == "LibriMix" and package["task"] == "sep_clean"
+    assert package["dataset"] == "Libri2Mix" and package["task"] == "sep_clean"
     assert package["licenses"][0]["title_link"] == "http://www.openslr.org/12"
     assert package["infos"]["training"]["conf"]["training"]["epochs"] == 2
     model = load_model(best)
