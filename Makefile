@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	gpu-check results-startup results-chunking results-long-audio
+	gpu-check results-ci results-startup results-chunking results-long-audio
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -118,6 +118,12 @@ results-demo: venv
 		--out results/demo-1000steps-dynamic-mixing.json
 	$(DEMO_MEASURE) --variant dynamic_mixing_speed_perturb_1000 "$(DEMO_TABLE_STEPS)" \
 		--out results/demo-1000steps-dynamic-mixing-speed-perturb.json
+
+# What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
+# on a quiet machine). Writes nothing when CI fails.
+RESULTS += results-ci
+results-ci: venv
+	$(PY) -m asteroid_tdanet.studies.ci_time --out results/ci.json
 
 results: $(RESULTS)
 
