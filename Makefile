@@ -61,7 +61,7 @@ results-chunking: venv $(DEMO_MODEL)
 RESULTS += results-long-audio
 results-long-audio: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
-	  --out results/long_audio.json --work exp/studies/long_audio
+	  --out results/long-audio.json --work exp/studies/long_audio
 
 results: $(RESULTS)
 

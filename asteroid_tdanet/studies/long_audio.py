@@ -1,12 +1,13 @@
 """One hour of audio through ``tdanet-separate``: peak memory, wall time, and quality.
 
-``make results-long-audio`` runs this and writes ``results/long_audio.json``:
+``make results-long-audio`` runs this and writes ``results/long-audio.json``:
 
 1. builds a one-hour two-speaker recording at 8 kHz from the demo's test voices
    (:mod:`.long_recording`, seed 0) in ``--work`` (mix.wav, s1.wav, s2.wav, recording.json);
 2. runs ``tdanet-separate`` on it with the **full-size TDANet** (random weights, seed 0: time and
    memory do not depend on the weights) and records its peak resident memory and wall time,
-   measured like ``/usr/bin/time -v``;
+   measured like ``/usr/bin/time -v``, with how loaded the machine was meanwhile (load average,
+   CPU cores used by other processes);
 3. runs ``tdanet-separate`` on it with a **trained model** (the demo's by default), records the
    same, and scores the result: SI-SNRi of the chunked separation on the first 60 s against the
    SI-SNRi of separating those 60 s whole, and SI-SNRi of every minute of the hour.
@@ -39,6 +40,23 @@ from .measure import Measured, run_measured
 
 COMMAND = "make results-long-audio"
 SEGMENT_SECONDS = 60.0
+# The bars of the long-audio goal (issue 11): peak memory, wall time, quality cost of chunking.
+MAX_PEAK_RSS_BYTES = 10**9
+MAX_WALL_MINUTES = 30.0
+MAX_FIRST_MINUTE_COST_DB = 0.5
+
+
+def run_figures(measured: Measured, audio_seconds: float) -> dict[str, Any]:
+    """Wall time, peak memory, CPU time and machine load of one ``tdanet-separate`` run."""
+    return {
+        "wall_minutes": measured.wall_s / 60,
+        "peak_rss_mb": measured.peak_rss_mb,
+        "peak_rss_gb": measured.peak_rss_mb * 2**20 / 1e9,
+        "cpu_user_minutes": measured.user_s / 60,
+        "cpu_system_minutes": measured.system_s / 60,
+        "real_time_factor": measured.wall_s / audio_seconds,
+        **measured.load,
+    }
 
 
 def separate_measured(model_file: Path, mix: Path, out_dir: Path, threads: int | None) -> Measured:
@@ -134,11 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runs["full_size_tdanet"] = {
             "model": "TDANet full size (C=128, N=512, B=16, D=5, 4 ms kernel, 8 heads), 8 kHz, "
             "random weights (seed 0)",
-            "wall_minutes": measured.wall_s / 60,
-            "peak_rss_mb": measured.peak_rss_mb,
-            "peak_rss_gb": measured.peak_rss_mb / 1024,
-            "cpu_user_minutes": measured.user_s / 60,
-            "real_time_factor": measured.wall_s / recording["seconds"],
+            **run_figures(measured, recording["seconds"]),
         }
 
     quality: dict[str, Any] | None = None
@@ -147,9 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measured = separate_measured(args.quality_model, mix, work / "quality", args.threads)
         runs["quality_model"] = {
             "model": str(args.quality_model),
-            "wall_minutes": measured.wall_s / 60,
-            "peak_rss_mb": measured.peak_rss_mb,
-            "real_time_factor": measured.wall_s / recording["seconds"],
+            **run_figures(measured, recording["seconds"]),
         }
         scores = minute_scores(work / "recording", work / "quality", SEGMENT_SECONDS)
         whole = whole_first_segment(args.quality_model, work / "recording", SEGMENT_SECONDS)
@@ -167,6 +179,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "values": scores,
             },
         }
+    bars: dict[str, bool] = {}
+    if "full_size_tdanet" in runs:
+        full = runs["full_size_tdanet"]
+        bars["peak_rss_at_most_1_gb"] = full["peak_rss_gb"] * 1e9 <= MAX_PEAK_RSS_BYTES
+        bars["wall_at_most_30_minutes"] = full["wall_minutes"] <= MAX_WALL_MINUTES
+    if quality is not None:
+        cost = abs(quality["first_minute"]["chunked_minus_whole"])
+        bars["first_minute_within_0_5_db"] = cost <= MAX_FIRST_MINUTE_COST_DB
     return {
         "recording": recording,
         "chunking": {
@@ -176,6 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads or torch.get_num_threads(),
         "runs": runs,
         "quality": quality,
+        "bars": bars,
     }
 
 
@@ -184,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m asteroid_tdanet.studies.long_audio", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quality-model", type=Path, help="trained model file (quality)")
-    parser.add_argument("--out", type=Path, default=Path("results/long_audio.json"))
+    parser.add_argument("--out", type=Path, default=Path("results/long-audio.json"))
     parser.add_argument("--work", type=Path, default=Path("exp/studies/long_audio"))
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
