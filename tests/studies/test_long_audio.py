@@ -63,9 +63,7 @@ def test_the_study_runs_end_to_end_on_a_short_recording(tmp_path):
         first["chunked_si_snr_imp"] - first["whole_si_snr_imp"]
     )
     assert data["quality"]["per_minute"]["values"] == [first["chunked_si_snr_imp"]]
-    assert data["bars"] == {
-        "first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5
-    }
+    assert data["bars"] == {"first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5}
     assert "other_cpu_cores" in run and "load_average_1min" in run
     # The chunked run wrote full-length estimates.
     assert sf.info(str(tmp_path / "w" / "quality" / "mix_est1.wav")).frames == 90 * 8000
