@@ -37,8 +37,8 @@ from ..inference import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, separate
 from .long_recording import build_long_recording
 from .measure import LoadMonitor, peak_rss_mb, python_module, run_measured
 
-CHUNK_SECONDS = (5.0, 10.0, 15.0, 20.0, 30.0)
-OVERLAP_SECONDS = (0.5, 1.0, 2.0)
+CHUNK_SECONDS = (3.0, 4.0, 5.0, 10.0, 20.0, 30.0)
+OVERLAP_SECONDS = (0.5, 1.0)
 # Asteroid's LambdaOverlapAdd setting that tdanet-separate used before: 30 s at 50% overlap.
 HALF_OVERLAP = (30.0, 15.0)
 PROBE_CHUNK_SECONDS = CHUNK_SECONDS
