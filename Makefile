@@ -57,11 +57,15 @@ results-chunking: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json
 
 # One hour of audio through tdanet-separate (full-size TDANet: memory and time; demo model:
-# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio.
+# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio. On a shared machine,
+# e.g. LONG_AUDIO_ARGS="--lock /tmp/tdanet-heavy.lock --quality-threads 1" holds the heavy-job
+# lock only for the timed full-size run; --full-minutes N times the full-size model on the first
+# N minutes only (the result says so; the arguments are recorded in it).
+LONG_AUDIO_ARGS ?=
 RESULTS += results-long-audio
 results-long-audio: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
-	  --out results/long-audio.json --work exp/studies/long_audio
+	  --out results/long-audio.json --work exp/studies/long_audio $(LONG_AUDIO_ARGS)
 
 results: $(RESULTS)
 
