@@ -26,7 +26,7 @@ import os
 import shutil
 import statistics
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -178,8 +178,14 @@ def held(lock: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The study; returns the values of the result file."""
+def run(
+    args: argparse.Namespace, save: Callable[[dict[str, Any]], Any] | None = None
+) -> dict[str, Any]:
+    """The study; returns the values of the result file.
+
+    ``save`` receives the values so far after each part (the quality run, the full-size run), so
+    that a full-size run stopped while waiting for the machine leaves the quality part written.
+    """
     from ..io import save_model_file
     from ..models import TDANet
 
@@ -216,6 +222,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "values": scores,
             },
         }
+
+    def values() -> dict[str, Any]:
+        bars: dict[str, bool] = {}
+        if "full_size_tdanet" in runs:
+            full = runs["full_size_tdanet"]
+            bars["peak_rss_at_most_1_gb"] = full["peak_rss_gb"] * 1e9 <= MAX_PEAK_RSS_BYTES
+            if full["whole_recording"]:  # a shorter run says nothing about an hour's wall time
+                bars["wall_at_most_30_minutes"] = full["wall_minutes"] <= MAX_WALL_MINUTES
+        if quality is not None:
+            cost = abs(quality["first_minute"]["chunked_minus_whole"])
+            bars["first_minute_within_0_5_db"] = cost <= MAX_FIRST_MINUTE_COST_DB
+        return {
+            "recording": recording,
+            "chunking": {
+                "chunk_seconds": DEFAULT_CHUNK_SECONDS,
+                "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
+            },
+            "threads": args.threads or torch.get_num_threads(),
+            "runs": runs,
+            "quality": quality,
+            "bars": bars,
+        }
+
+    if save is not None:
+        save(values())
     if not args.skip_full:
         torch.manual_seed(0)
         full = work / "tdanet_full_random.pth"
@@ -237,26 +268,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **run_figures(measured, seconds),
         }
 
-    bars: dict[str, bool] = {}
-    if "full_size_tdanet" in runs:
-        full = runs["full_size_tdanet"]
-        bars["peak_rss_at_most_1_gb"] = full["peak_rss_gb"] * 1e9 <= MAX_PEAK_RSS_BYTES
-        if full["whole_recording"]:  # a shorter run says nothing about an hour's wall time
-            bars["wall_at_most_30_minutes"] = full["wall_minutes"] <= MAX_WALL_MINUTES
-    if quality is not None:
-        cost = abs(quality["first_minute"]["chunked_minus_whole"])
-        bars["first_minute_within_0_5_db"] = cost <= MAX_FIRST_MINUTE_COST_DB
-    return {
-        "recording": recording,
-        "chunking": {
-            "chunk_seconds": DEFAULT_CHUNK_SECONDS,
-            "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
-        },
-        "threads": args.threads or torch.get_num_threads(),
-        "runs": runs,
-        "quality": quality,
-        "bars": bars,
-    }
+    return values()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,9 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ..provenance import write_result
 
-    values = {"arguments": list(sys.argv[1:] if argv is None else argv), **run(args)}
-    path = write_result(args.out, values, COMMAND)
-    print(f"wrote {path}", file=sys.stderr)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+
+    def save(values: dict[str, Any]) -> None:
+        path = write_result(args.out, {"arguments": arguments, **values}, COMMAND)
+        print(f"wrote {path}", file=sys.stderr)
+
+    save(run(args, save))
     return 0
 
 
