@@ -3,8 +3,65 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 here = Path(__file__).parent
+# Installed into site-packages: makes `import asteroid.models` register our models in every process
+# of the environment (see asteroid_tdanet_hook.py and the README, "Asteroid, ESPnet, the hub").
+HOOK_PTH = "asteroid_tdanet_hook.pth"
+HOOK_LINE = "import asteroid_tdanet_hook; asteroid_tdanet_hook.install()\n"
+
+
+class BuildPyWithHook(build_py):
+    """Wheels: put the hook's .pth file at the top of build_lib, i.e. of site-packages."""
+
+    def run(self) -> None:
+        super().run()
+        if not self.editable_mode:
+            (Path(self.build_lib) / HOOK_PTH).write_text(HOOK_LINE)
+
+    def get_outputs(self, *args, **kwargs):
+        outputs = list(super().get_outputs(*args, **kwargs))
+        return outputs if self.editable_mode else [*outputs, str(Path(self.build_lib) / HOOK_PTH)]
+
+
+class _StrategyWithHook:
+    """Wraps setuptools' editable strategy (the .pth/finder it writes) and adds the hook."""
+
+    def __init__(self, strategy) -> None:
+        self.strategy = strategy
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.strategy.__exit__(*exc)
+
+    def __call__(self, wheel, files, mapping) -> None:
+        self.strategy(wheel, files, mapping)
+        wheel.writestr(HOOK_PTH, HOOK_LINE.encode())
+        EditableWheelWithHook.hook_written = True
+
+
+class EditableWheelWithHook(editable_wheel):
+    """Editable installs (``pip install -e .``): the same hook .pth as the wheel."""
+
+    hook_written = False
+
+    def _select_strategy(self, *args, **kwargs):
+        return _StrategyWithHook(super()._select_strategy(*args, **kwargs))
+
+    def run(self) -> None:
+        super().run()
+        if not EditableWheelWithHook.hook_written:
+            raise RuntimeError(
+                "this setuptools' editable_wheel no longer calls _select_strategy: the "
+                f"{HOOK_PTH} hook was not installed; use setuptools<81 (see pyproject.toml)"
+            )
+
+
 version = {}
 exec((here / "asteroid_tdanet" / "version.py").read_text(), version)
 
@@ -41,10 +98,13 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["asteroid_tdanet", "asteroid_tdanet.*"]),
+    py_modules=["asteroid_tdanet_hook"],
+    cmdclass={"build_py": BuildPyWithHook, "editable_wheel": EditableWheelWithHook},
     install_requires=[
-        # weights_only loading of our files relies on torch>=2.6 semantics.
-        "torch>=2.6",
-        "torchaudio>=2.6",
+        # The range the tests run on: torch 2.9.1 (.venv-espnet, `make test-espnet`) and 2.14.1
+        # (.venv, `make test`). weights_only loading needs >= 2.6 anyway.
+        "torch>=2.9,<2.15",
+        "torchaudio>=2.9,<2.12",
         "asteroid>=0.7.0,<0.8",
         # asteroid 0.7 pins torchmetrics<=0.11.4, which imports pkg_resources (removed in 81).
         "setuptools<81",

@@ -1,34 +1,72 @@
 """TDANet (ICLR 2023) as an Asteroid plugin.
 
-Importing this package registers ``TDANet``, ``TDANetLarge`` and ``Sepformer`` with
-``asteroid.models`` (so ``asteroid.models.get("TDANet")`` works); importing or reloading it again
-is harmless.
+Importing this package registers ``TDANet``, ``TDANetLarge``, ``TDANetBest`` (the authors'
+released checkpoint format) and ``Sepformer`` with ``asteroid.models``, so
+``asteroid.models.get("TDANet")`` works. Installing the package also installs a start-up hook
+(``asteroid_tdanet_hook``) that does this import as soon as any process imports
+``asteroid.models``, so Asteroid's own tools and ESPnet find the models without glue.
+
+A name that another package already registered with a different class is left to that class
+(with a warning naming both); importing or reloading this package again is harmless.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
+
 from .masker import TDANetMasker
-from .models import TDANet, TDANetLarge
+from .models import TDANet, TDANetBest, TDANetLarge
 from .sepformer import Sepformer
 from .version import __version__
 
-__all__ = ["Sepformer", "TDANet", "TDANetLarge", "TDANetMasker", "__version__", "register_models"]
+__all__ = [
+    "Sepformer",
+    "TDANet",
+    "TDANetBest",
+    "TDANetLarge",
+    "TDANetMasker",
+    "__version__",
+    "register_models",
+]
+
+MODELS = (TDANet, TDANetLarge, TDANetBest, Sepformer)
+
+
+def _qualname(klass: type) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
 
 
 def register_models() -> None:
-    """Make our models gettable by name from ``asteroid.models`` (idempotent)."""
-    from asteroid import models
+    """Make our models gettable by name from ``asteroid.models`` (idempotent).
 
-    for model_class in (TDANet, TDANetLarge, Sepformer):
+    A name already taken by another package's class keeps that class: Asteroid's registry is
+    shared, so ours is then only reachable as ``asteroid_tdanet.<Name>``, and a RuntimeWarning
+    names both classes. A class from an earlier import of this package (``importlib.reload``)
+    is replaced by the current one.
+    """
+    # The module in sys.modules: while a new asteroid.models runs (the start-up hook calls this
+    # from inside its import), `from asteroid import models` would still give the old one.
+    models = importlib.import_module("asteroid.models")
+    for model_class in MODELS:
+        name = model_class.__name__
         try:
-            registered = models.get(model_class.__name__)
+            registered = models.get(name)  # case-insensitive, as Asteroid's own check
         except ValueError:
-            registered = None
-        if registered is None:
             models.register_model(model_class)
-        elif registered is not model_class:
-            # A reload of this package defines new classes: point the registry at them.
-            setattr(models, model_class.__name__, model_class)
+            continue
+        if registered is model_class:
+            continue
+        if _qualname(registered) == _qualname(model_class):
+            setattr(models, registered.__name__, model_class)  # our own, reloaded
+            continue
+        warnings.warn(
+            f"asteroid.models already registers {registered.__name__!r} as "
+            f"{_qualname(registered)}; asteroid-tdanet leaves it there and does not register its "
+            f"own {_qualname(model_class)} (use asteroid_tdanet.{name} directly)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 register_models()

@@ -76,17 +76,15 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
 
 
 def load_any_model(spec: str, device: str = "cpu"):
-    """A model from one of our model files, a released checkpoint, or a hub repo id."""
-    from .io import load_model, load_model_file
-    from .look2hear import RELEASED_MODEL_NAME
-    from .models import TDANet
+    """A model from any model file, folder, or hub id, decided by what it holds.
 
-    if not Path(spec).is_file():
-        return TDANet.from_look2hear(spec).to(device)
-    package = load_model_file(spec)
-    if package["model_name"] == RELEASED_MODEL_NAME:
-        return TDANet.from_look2hear(package).to(device)
-    return load_model(package).to(device)
+    Asteroid packages (ours or any registered model's), and the authors' released TDANetBest
+    packages (legacy mode, logged), from a local file, a folder, or a Hugging Face hub id (ours
+    or ``JusperLee/TDANetBest-*``). Anything else raises a ValueError naming what was found.
+    """
+    from .io import load_model
+
+    return load_model(spec).to(device)
 
 
 def find_audio(inputs: Iterable[str]) -> list[Path]:
@@ -300,8 +298,9 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "model",
-        help="model file (.pth from training or tdanet-convert), a "
-        "released pytorch_model.bin, or a Hugging Face repo id",
+        help="a model file (best_model.pth, tdanet-convert output, a released "
+        "pytorch_model.bin), a folder holding one, or a Hugging Face hub id (a published "
+        "recipe model, or JusperLee/TDANetBest-4ms-LRS2): what it holds decides how it loads",
     )
     parser.add_argument("inputs", nargs="+", help="audio files or folders")
     parser.add_argument(

@@ -110,14 +110,10 @@ def _read(checkpoint: str | Path | Mapping) -> tuple[Mapping, str]:
 
 
 def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise ImportError(
-            f"{repo_id!r} is not a local file; to fetch it from the Hugging Face hub install "
-            "huggingface_hub (pip install 'asteroid-tdanet[hub]')"
-        ) from err
-    return Path(hf_hub_download(repo_id, HUB_FILENAME))
+    # Asteroid's cache and fetcher, as for every other hub model (see asteroid_tdanet.io).
+    from .io import resolve_model_source
+
+    return resolve_model_source(repo_id)
 
 
 def _check_package(package: Any, where: str) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,34 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from torch import nn
 
 from .inference import resolve_chunking, separate_in_chunks
-from .io import load_model_file, plain_software_versions
+from .io import plain_software_versions, read_model_package
+from .look2hear import (
+    POSITION_KEY,
+    RELEASED_MODEL_NAME,
+    convert_state_dict,
+    load_look2hear,
+    model_args_from_released,
+)
 from .masker import TDANetMasker
+
+log = logging.getLogger("asteroid_tdanet")
+
+
+def _log_released(where: str, legacy: bool) -> None:
+    """The one line that says a released checkpoint is being loaded, and in which mode."""
+    if legacy:
+        log.warning(
+            "%s: the authors' released TDANetBest checkpoint; loading it in legacy_look2hear "
+            "mode, which reproduces the released code (pass legacy_look2hear=False for the "
+            "paper's wiring)",
+            where,
+        )
+    else:
+        log.warning(
+            "%s: the authors' released TDANetBest checkpoint; loading its weights with the "
+            "paper's wiring (legacy_look2hear=False); its outputs differ from the released code",
+            where,
+        )
 
 
 def is_tracing() -> bool:
@@ -226,6 +254,14 @@ class TDANet(BaseEncoderMaskerDecoder):
         Returns:
             ``(batch, n_src, time)`` (``(n_src, time)`` for 1-D input).
         """
+        if self.training:
+            # Asteroid's separate() and asteroid-infer call this on a model straight from
+            # from_pretrained, i.e. in training mode: dropout would randomise the estimates.
+            self.eval()
+            try:
+                return self.forward_wav(wav, chunk_seconds, progress, **kwargs)
+            finally:
+                self.train()
         wav, was_1d = check_waveform(wav)
         chunking = resolve_chunking(wav.shape[-1], self.sample_rate, chunk_seconds, overlap_seconds)
         if chunking is not None:
@@ -291,20 +327,41 @@ class TDANet(BaseEncoderMaskerDecoder):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_conf_or_path: str | Path | dict, *args, **kwargs):
-        """Load a model from :meth:`serialize`'s package, or from a file holding one.
+        """Load a model from any model file, package, folder or hub id: one loader for all.
 
-        Files are read with ``weights_only=True`` (no pickled code runs). Hub names and URLs are
-        handled by Asteroid.
+        What it holds decides: an Asteroid model package (ours, or any registered Asteroid
+        model's, whose class is then returned), or the authors' released ``TDANetBest`` package,
+        which is loaded in ``legacy_look2hear`` mode (it reproduces the released code) with one
+        log line saying so. Files are read with ``weights_only=True`` (no pickled code runs).
 
         Args:
-            pretrained_model_conf_or_path: A package dict, a local file, or an Asteroid hub name.
+            pretrained_model_conf_or_path: A package dict; a local file; a folder holding
+                ``pytorch_model.bin`` (or ``model.pth``); a Hugging Face hub id such as
+                ``"user/TDANet_Libri2Mix_sepclean"`` or ``"JusperLee/TDANetBest-4ms-LRS2"``
+                (``@revision`` allowed), or a URL (both fetched into Asteroid's cache,
+                ``$ASTEROID_CACHE``, as Asteroid's own ``from_pretrained`` does).
             *args: Passed to the model's constructor.
-            **kwargs: Override model arguments.
+            **kwargs: Override model arguments (e.g. ``legacy_look2hear=False`` for a released
+                checkpoint with the paper's wiring).
+
+        Returns:
+            The model (released checkpoints: in eval mode, as :meth:`from_look2hear`).
+
+        Raises:
+            FileNotFoundError: Neither a local file or folder nor a reachable hub repo.
+            ValueError: The file holds something else (the message names what it found).
         """
-        conf = pretrained_model_conf_or_path
-        if isinstance(conf, Path) or (isinstance(conf, str) and Path(conf).is_file()):
-            conf = load_model_file(conf)
-        return super().from_pretrained(conf, *args, **kwargs)
+        package, where = read_model_package(pretrained_model_conf_or_path)
+        if package["model_name"] == RELEASED_MODEL_NAME:
+            legacy = kwargs.pop("legacy_look2hear", True)
+            _log_released(where, legacy)
+            if args:
+                raise TypeError("a released checkpoint takes model arguments by keyword only")
+            model_class = TDANet if cls is TDANetBest else cls
+            return load_look2hear(
+                package, model_class=model_class, legacy_look2hear=legacy, **kwargs
+            )
+        return super().from_pretrained(package, *args, **kwargs)
 
     @classmethod
     def from_look2hear(
@@ -342,3 +399,64 @@ class TDANetLarge(TDANet):
         super().__init__(
             n_src=n_src, sample_rate=sample_rate, enc_kernel_ms=enc_kernel_ms, **kwargs
         )
+
+
+class TDANetBest(TDANet):
+    """The authors' released checkpoint format under its own model name, in legacy mode.
+
+    Released files (Hugging Face ``JusperLee/TDANetBest-*``, ``pytorch_model.bin``) are Asteroid
+    packages with ``model_name="TDANetBest"``, the authors' argument names and their state-dict
+    keys. Registering this class under that name lets code that never imports this package
+    load them: Asteroid's ``BaseModel.from_pretrained``, ``asteroid-infer`` and ESPnet's
+    ``separator: asteroid``. It is a :class:`TDANet` with ``legacy_look2hear=True``; it
+    accepts released (or our) state-dict keys and serializes as a plain ``TDANet`` file.
+
+    Args:
+        out_channels: Bottleneck channels (our ``bn_chan``).
+        in_channels: U-block channels (our ``hid_chan``).
+        num_blocks: U-block applications (``n_blocks``).
+        upsampling_depth: Scales in the U-block.
+        enc_kernel_size: Encoder kernel in ms (``enc_kernel_ms``).
+        num_sources: Number of sources (``n_src``).
+        sample_rate: Sample rate in Hz.
+        legacy_look2hear: Reproduce the released code (default); ``False``: the paper's wiring.
+        **kwargs: Other :class:`TDANet` arguments (``n_heads``, ``dropout``, ...).
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 128,
+        in_channels: int = 512,
+        num_blocks: int = 16,
+        upsampling_depth: int = 5,
+        enc_kernel_size: float = 4,
+        num_sources: int = 2,
+        sample_rate: float = 16000,
+        legacy_look2hear: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        released = {
+            "out_channels": out_channels,
+            "in_channels": in_channels,
+            "num_blocks": num_blocks,
+            "upsampling_depth": upsampling_depth,
+            "enc_kernel_size": enc_kernel_size,
+            "num_sources": num_sources,
+            "sample_rate": sample_rate,
+        }
+        _log_released("model_name 'TDANetBest'", legacy_look2hear)
+        super().__init__(
+            legacy_look2hear=legacy_look2hear, **model_args_from_released(released), **kwargs
+        )
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign=False):
+        """Load released (``sm.unet...``) or our state-dict keys."""
+        if POSITION_KEY in state_dict or any(k.startswith("sm.") for k in state_dict):
+            state_dict = convert_state_dict(state_dict, self, "TDANetBest state_dict")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def serialize(self) -> dict[str, Any]:
+        """A plain ``TDANet`` package (our argument names and keys, ``legacy_look2hear=True``)."""
+        package = super().serialize()
+        package["model_name"] = TDANet.__name__
+        return package

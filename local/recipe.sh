@@ -4,7 +4,7 @@
 #
 #   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR --sample_rate SR
 #                       [--wsj0 DIR]
-#   stage 1  prepare    python local/prepare_<prepare>.py --root STORAGE_DIR --out DATA_DIR
+#   stage 1  prepare    python local/prepare.py --dataset <dataset> --root STORAGE_DIR --out DATA_DIR
 #   stage 2  train      python local/train.py     -> exp/<tag>/ (checkpoints, best_model.pth)
 #   stage 3  evaluate   python local/evaluate.py  -> exp/<tag>/results/
 #   stage 4  publish    python local/publish.py   -> exp/<tag>/publish/
@@ -16,8 +16,7 @@ repo_dir=$(dirname "$local_dir")
 
 stage=0              # first stage to run
 stop_stage=5         # last stage to run
-dataset=             # lrs2_2mix | librimix | wham | mini2mix: download script and model card
-prepare=             # prepare_<prepare>.py (default: the dataset's own)
+dataset=             # a data set of asteroid_tdanet/data/registry.py: lrs2_2mix | librimix | wham | mini2mix
 storage_dir=         # raw dataset root: stage 0 writes it, stage 1 reads it
 wsj0=                # WSJ0 root (WHAM! only, stage 0)
 download_opts=       # extra options of the download script
@@ -27,7 +26,7 @@ data_dir=            # metadata written by stage 1 (default: data/<dataset>_<sam
 conf=conf/tdanet.yml # conf file; several (space-separated) run stages 2-4 for each
 tag=                 # experiment name exp/<tag> (default: the conf file name)
 exp_root=exp         # where experiments live (stage 5 compares all of them)
-gpus=                # GPU ids, e.g. 0,1 (empty: CPU)
+gpus=auto            # GPU ids, e.g. 0,1; auto: every visible GPU (CPU if none); "" or cpu: CPU
 cpu_procs=1          # CPU processes when no GPU (>1: DDP over gloo)
 num_nodes=1          # machines; launch run.sh on each with NODE_RANK, MASTER_ADDR, MASTER_PORT
 resume=no            # yes: continue exp/<tag> from checkpoints/last.ckpt
@@ -35,6 +34,7 @@ overwrite=no         # yes: delete an existing exp/<tag> before training
 train_opts=          # conf overrides, e.g. "--training.epochs 1 --optim.lr 5e-4"
 eval_opts=           # evaluate.py options, e.g. "--jobs 4 --device cuda"
 compare_opts=        # compare.py options, e.g. "--rtf_repeats 0"
+hub_user=            # Hugging Face user/organisation named in the model card (stage 4)
 python=python        # interpreter with asteroid_tdanet installed
 
 usage() {
@@ -47,13 +47,13 @@ Options (current value in brackets):
   --storage_dir DIR   raw dataset root [${storage_dir:-none}]
   --wsj0 DIR          WSJ0 root, WHAM! only [${wsj0:-none}]
   --download_opts S   extra options of local/download_<dataset>.sh [$download_opts]
-  --prepare_opts S    extra options of local/prepare_<dataset>.py [$prepare_opts]
+  --prepare_opts S    extra options of local/prepare.py [$prepare_opts]
   --sample_rate SR    sample rate in Hz [$sample_rate]
   --data_dir DIR      prepared metadata [${data_dir:-data/<dataset>_<sample_rate>}]
   --conf FILE(S)      conf file(s) [$conf]
   --tag NAME          experiment name, exp/<tag> [${tag:-conf file name}]
   --exp_root DIR      experiments folder [$exp_root]
-  --gpus IDS          GPU ids, e.g. 0,1; empty = CPU [${gpus:-CPU}]
+  --gpus IDS          GPU ids, e.g. 0,1; auto = all visible GPUs, else CPU; "" or cpu = CPU [${gpus:-CPU}]
   --cpu_procs N       CPU training processes (DDP over gloo when > 1) [$cpu_procs]
   --num_nodes K       machines for multi-node DDP [$num_nodes]
   --resume yes|no     continue exp/<tag> from its last.ckpt [$resume]
@@ -61,6 +61,7 @@ Options (current value in brackets):
   --train_opts S      conf overrides for training, e.g. "--training.epochs 1" [$train_opts]
   --eval_opts S       options of local/evaluate.py [$eval_opts]
   --compare_opts S    options of local/compare.py [$compare_opts]
+  --hub_user NAME     Hugging Face user named in the model card [${hub_user:-placeholder}]
   --python PATH       Python interpreter [$python]
 HELP
 }
@@ -74,7 +75,6 @@ if [ -z "$dataset" ]; then
   echo "$0: --dataset is not set (run.sh sets it)" >&2
   exit 1
 fi
-prepare=${prepare:-$dataset}
 export PYTHON="$python"  # the interpreter the download scripts use
 data_dir=${data_dir:-data/${dataset}_${sample_rate}}
 read -r -a confs <<< "$conf"
@@ -83,14 +83,23 @@ if [ -n "$tag" ] && [ ${#confs[@]} -gt 1 ]; then
   exit 1
 fi
 recipe=${PWD#"$repo_dir"/}
-device=cpu
-if [ -n "$gpus" ]; then
-  device=cuda:${gpus%%,*}
-fi
+if [ "$gpus" = cpu ]; then gpus=; fi
+# Stage 3 evaluates on the first GPU that stage 2 trains on (auto: the first visible one).
+case "$gpus" in
+  auto) device=auto ;;
+  "") device=cpu ;;
+  *) device=cuda:${gpus%%,*} ;;
+esac
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 stage_on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-tag_of() { if [ -n "$tag" ]; then echo "$tag"; else basename "$1" .yml; fi; }
+tag_of() {
+  if [ -n "$tag" ]; then echo "$tag"; return; fi
+  local name
+  name=$(basename "$1")
+  name=${name%.yaml}
+  echo "${name%.yml}"
+}
 # Seconds since the first stage ran, for the time line in the log.
 start_time=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - start_time )) s"; }
@@ -116,8 +125,8 @@ fi
 if stage_on 1; then
   log "stage 1: prepare metadata of $storage_dir into $data_dir"
   # shellcheck disable=SC2086
-  "$python" "$local_dir/prepare_${prepare}.py" --root "$storage_dir" --out "$data_dir" \
-    --sample_rate "$sample_rate" $prepare_opts
+  "$python" "$local_dir/prepare.py" --dataset "$dataset" --root "$storage_dir" \
+    --out "$data_dir" --sample_rate "$sample_rate" $prepare_opts
   log "stage 1 done ($(elapsed))"
 fi
 
@@ -146,7 +155,7 @@ for c in "${confs[@]}"; do
   if stage_on 4; then
     log "stage 4: publish $exp_root/$t"
     "$python" "$local_dir/publish.py" --exp_dir "$exp_root/$t" --dataset "$dataset" \
-      --recipe "$recipe"
+      --recipe "$recipe" --hub_user "$hub_user"
     log "stage 4 done ($(elapsed))"
   fi
 done

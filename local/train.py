@@ -3,7 +3,7 @@
 
 Usage:
     python local/train.py --conf conf/tdanet.yml --data_dir data/wav8k --exp_dir exp/tdanet \
-        [--gpus 0,1] [--cpu_procs N] [--num_nodes K] [--resume yes] [--overwrite yes] \
+        [--gpus auto|0,1|cpu] [--cpu_procs N] [--num_nodes K] [--resume yes] [--overwrite yes] \
         [--section.key VALUE ...]     # conf overrides, e.g. --optim.lr 5e-4 --training.epochs 1
 """
 
@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conf", required=True, help="YAML conf (see recipes/config.py)")
     parser.add_argument("--data_dir", required=True, help="stage-1 metadata directory")
     parser.add_argument("--exp_dir", required=True, help="experiment directory exp/<tag>")
-    parser.add_argument("--gpus", default="", help="GPU ids, e.g. 0,1 (empty: CPU)")
+    parser.add_argument(
+        "--gpus",
+        default="auto",
+        help="auto (default: every visible GPU, else the CPU), GPU ids such as 0,1, or cpu / ''",
+    )
     parser.add_argument("--cpu_procs", type=int, default=1, help="CPU processes (>1: DDP/gloo)")
     parser.add_argument("--num_nodes", type=int, default=1, help="machines (multi-node DDP)")
     parser.add_argument("--resume", default="no", help="yes: continue from last.ckpt")

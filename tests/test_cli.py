@@ -14,6 +14,7 @@ import torch
 import torchaudio.functional as AF
 from asteroid.separate import torch_separate
 from conftest import TINY, fixture_path, load_fixture, max_rel_error
+from toolkit_helpers import add_hub_repo
 
 from asteroid_tdanet import TDANet
 from asteroid_tdanet.cli import convert_main, separate_file, separate_main
@@ -122,6 +123,35 @@ def test_separate_reports_missing_inputs(tmp_path, capsys):
     model_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "m.pth")
     assert separate_main([str(model_file), str(tmp_path / "nope.wav")]) == 2
     assert "nope.wav" in capsys.readouterr().err
+
+
+def test_separate_takes_files_and_hub_ids_and_decides_by_content(
+    tmp_path, released_small, hub_cache, capsys
+):
+    """Our model published on the hub, and a released one, by hub id (offline hub cache)."""
+    ours_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "ours.pth")
+    released, _ = released_small
+    add_hub_repo(hub_cache, "me/TDANet_Libri2Mix_sepclean", {"pytorch_model.bin": ours_file})
+    add_hub_repo(hub_cache, "JusperLee/TDANetBest-4ms-LRS2", {"pytorch_model.bin": released})
+    _write(tmp_path / "mix.wav", 0.5, 8000)
+    outputs = {}
+    for spec in (str(ours_file), "me/TDANet_Libri2Mix_sepclean", str(released)):
+        out = tmp_path / f"out{len(outputs)}"
+        assert separate_main([spec, str(tmp_path / "mix.wav"), "--out-dir", str(out)]) == 0
+        outputs[spec] = sf.read(out / "mix_est1.wav")[0]
+    assert separate_main(["JusperLee/TDANetBest-4ms-LRS2", str(tmp_path / "mix.wav")]) == 0
+    hub_released = sf.read(tmp_path / "mix_est1.wav")[0]
+    np.testing.assert_array_equal(outputs["me/TDANet_Libri2Mix_sepclean"], outputs[str(ours_file)])
+    np.testing.assert_array_equal(hub_released, outputs[str(released)])
+    assert not np.allclose(hub_released, outputs[str(ours_file)], atol=1e-3)
+
+    bare = tmp_path / "weights.pt"
+    torch.save(TDANet(**TINY).state_dict(), bare)
+    capsys.readouterr()
+    assert separate_main([str(bare), str(tmp_path / "mix.wav")]) == 2
+    assert "bare state dict" in capsys.readouterr().err
+    assert separate_main(["nobody/nothing", str(tmp_path / "mix.wav")]) == 2
+    assert "not a local file or folder" in capsys.readouterr().err
 
 
 # 16-bit PCM outputs: one quantisation step, plus float rounding.

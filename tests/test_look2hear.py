@@ -229,3 +229,26 @@ def test_loading_never_executes_pickled_code(tmp_path, small_package):
     with pytest.raises(ValueError, match="weights_only"):
         load_look2hear(path)
     assert not marker.exists()
+
+
+def test_positional_table_tolerance_is_float_rounding_only(small_package):
+    """A table computed in float64 (rounding differences up to ~5e-4 at row 9,800) loads; an
+    offset of 0.01 does not."""
+    table = small_package["state_dict"][POSITION_KEY]
+    rows, channels = table.shape[-2:]
+    position = torch.arange(rows, dtype=torch.float64)[:, None]
+    frequency = torch.exp(
+        torch.arange(0, channels, 2, dtype=torch.float64) * -(math.log(10000.0) / channels)
+    )
+    exact = torch.zeros(rows, channels, dtype=torch.float64)
+    exact[:, 0::2] = torch.sin(position * frequency)
+    exact[:, 1::2] = torch.cos(position * frequency)
+    for candidate, accepted in ((exact, True), (exact + 0.01, False)):
+        state = dict(small_package["state_dict"])
+        state[POSITION_KEY] = candidate.float().reshape(table.shape)
+        package = {**small_package, "state_dict": state}
+        if accepted:
+            load_look2hear(package)
+        else:
+            with pytest.raises(ValueError, match="sinusoidal table"):
+                load_look2hear(package)

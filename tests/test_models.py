@@ -134,6 +134,35 @@ def test_registered_with_asteroid_and_reload_is_harmless():
     assert get("TDANet") is asteroid_tdanet.TDANet
 
 
+def test_registration_never_replaces_another_packages_class():
+    from asteroid import models
+    from asteroid.models.base_models import BaseModel
+
+    class Sepformer(BaseModel):  # someone else's model under a name we also use
+        pass
+
+    ours = vars(models).pop("Sepformer")
+    models.register_model(Sepformer)
+    try:
+        with pytest.warns(RuntimeWarning) as caught:
+            asteroid_tdanet.register_models()
+        message = str(caught[0].message)
+        assert "test_models" in message and "asteroid_tdanet.sepformer.Sepformer" in message
+        assert get("Sepformer") is Sepformer and get("TDANet") is TDANet
+    finally:
+        vars(models)["Sepformer"] = ours
+
+
+def test_asteroid_infer_and_separate_run_a_training_mode_model_as_inference(tmp_path, tiny):
+    """Asteroid's from_pretrained returns train mode; separate() must not apply dropout."""
+    mix = torch.randn(1, 4000)
+    with torch.inference_mode():
+        expected = tiny(mix)
+        tiny.train()
+        torch.testing.assert_close(tiny.forward_wav(mix), expected)
+    assert tiny.training  # the caller's mode is restored
+
+
 def test_file_round_trip_with_weights_only(tmp_path, tiny):
     path = tmp_path / "best_model.pth"
     torch.save(tiny.serialize(), path)

@@ -1,8 +1,12 @@
-"""Stage 4 of every recipe: Asteroid's publishable model and a Hugging Face model card.
+"""Stage 4 of every recipe: a Hugging Face model repo, the way Asteroid loads and publishes them.
 
-``exp/<tag>/publish/`` receives ``model.pth`` (Asteroid's ``save_publishable`` format: the model
-file plus dataset, licenses, training conf and metrics) and ``README.md``, a model card with
-Hugging Face metadata (library, tags, datasets, license, model-index results).
+``exp/<tag>/publish/`` receives ``pytorch_model.bin`` (Asteroid's ``save_publishable`` package:
+the model file plus dataset, task, licences in Asteroid's fields, training conf and metrics; the
+file name Asteroid's ``from_pretrained("<user>/<repo>")`` fetches from the hub) and
+``README.md``, a model card with Hugging Face metadata (library, tags, datasets, license,
+model-index results) whose usage section is ``<Model>.from_pretrained("<hub id>")`` and
+``asteroid-infer <hub id>``. The suggested repo name is Asteroid's ``<Model>_<Dataset>_<task>``.
+Upload the folder as it is (``hf upload <user>/<repo> exp/<tag>/publish``).
 """
 
 from __future__ import annotations
@@ -10,87 +14,88 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# What each recipe's data are, and under which terms its audio may be used.
-DATASETS: dict[str, dict[str, Any]] = {
-    "librimix": {
-        "name": "Libri2Mix",
-        "hf_id": "Libri2Mix",
-        "url": "https://github.com/JorisCos/LibriMix",
-        "licenses": [
-            {
-                "title": "LibriSpeech ASR corpus",
-                "author": "Vassil Panayotov",
-                "license": "CC BY 4.0",
-                "license_url": "https://creativecommons.org/licenses/by/4.0/",
-                "non_commercial": False,
-            },
-        ],
-    },
-    "wham": {
-        "name": "WHAM!",
-        "hf_id": "wham",
-        "url": "http://wham.whisper.ai/",
-        "licenses": [
-            {
-                "title": "CSR-I (WSJ0) Complete",
-                "author": "LDC",
-                "license": "LDC User Agreement for Non-Members",
-                "license_url": "https://catalog.ldc.upenn.edu/LDC93S6A",
-                "non_commercial": True,
-            },
-            {
-                "title": "WHAM! noise",
-                "author": "Whisper.ai",
-                "license": "CC BY-NC 4.0",
-                "license_url": "https://creativecommons.org/licenses/by-nc/4.0/",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "lrs2_2mix": {
-        "name": "LRS2-2Mix",
-        "hf_id": "LRS2-2Mix",
-        "url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-        "licenses": [
-            {
-                "title": "LRS2",
-                "author": "BBC / Visual Geometry Group, University of Oxford",
-                "license": "BBC research licence (non-commercial, academic)",
-                "license_url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "mini2mix": {
-        "name": "mini2mix",
-        "hf_id": "mini2mix",
-        "url": "https://github.com/asteroid-team/asteroid",
-        "licenses": [
-            {
-                "title": "mini2mix (synthetic speech built offline by this project)",
-                "author": "asteroid-tdanet",
-                "license": "MIT",
-                "license_url": "https://opensource.org/licenses/MIT",
-                "non_commercial": False,
-            },
-        ],
-    },
+from asteroid_tdanet.data.registry import get_entry
+
+# Licence entries in the fields Asteroid's publisher reads (make_license_notice).
+LICENSE_FIELDS = (
+    "title",
+    "title_link",
+    "author",
+    "author_link",
+    "license",
+    "license_link",
+    "non_commercial",
+)
+# The architecture, from the authors' repository (its LICENSE file: Apache License 2.0).
+TDANET_LICENSE = {
+    "title": "TDANet: An efficient encoder-decoder architecture with top-down attention for "
+    "speech separation (ICLR 2023)",
+    "title_link": "https://github.com/JusperLee/TDANet",
+    "author": "Kai Li, Runxuan Yang, Xiaolin Hu",
+    "author_link": "https://arxiv.org/abs/2209.15200",
+    "license": "Apache License 2.0",
+    "license_link": "https://www.apache.org/licenses/LICENSE-2.0",
+    "non_commercial": False,
 }
+# This toolkit (setup.py: MIT).
+TOOLKIT_LICENSE = {
+    "title": "asteroid-tdanet",
+    "title_link": "https://pypi.org/project/asteroid-tdanet/",
+    "author": "asteroid-tdanet contributors",
+    "author_link": "https://pypi.org/project/asteroid-tdanet/",
+    "license": "MIT License",
+    "license_link": "https://opensource.org/licenses/MIT",
+    "non_commercial": False,
+}
+TDANET_MODELS = ("TDANet", "TDANetLarge")
+PUBLISHED_FILE = "pytorch_model.bin"
+HUB_USER_PLACEHOLDER = "<hf-user>"
+
 
 HEADLINE = {"si_sdr_imp": "SI-SNRi", "sdr_imp": "SDRi", "stoi": "STOI", "pesq": "PESQ"}
 
 
+def publish_licenses(dataset: str, model_name: str, task: str) -> list[dict[str, Any]]:
+    """Licences of a published model: the data set's, TDANet's (for our models), the toolkit's.
+
+    Args:
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
+        model_name: Registered model class name.
+        task: "sep_clean" or "sep_noisy" (adds the noise's licence).
+
+    Returns:
+        Licence dicts with exactly Asteroid's fields (:data:`LICENSE_FIELDS`).
+    """
+    licenses = get_entry(dataset).license_dicts(task)
+    if model_name in TDANET_MODELS:
+        licenses.append(dict(TDANET_LICENSE))
+    return licenses + [dict(TOOLKIT_LICENSE)]
+
+
+def repo_name(model_name: str, dataset_name: str, task: str) -> str:
+    """Asteroid's repo name ``<Model>_<Dataset>_<task>`` (as its publisher builds it), with only
+    the characters hub repo names allow (``WHAM!`` -> ``WHAM``)."""
+    name = "_".join([model_name, dataset_name, task.replace("_", "")])
+    return re.sub(r"[^A-Za-z0-9._-]", "", name)
+
+
 def dataset_infos(dataset: str, task: str) -> dict[str, Any]:
-    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r} (known: {sorted(DATASETS)})")
-    info = DATASETS[dataset]
-    return {"dataset": info["name"], "task": task, "licenses": [dict(x) for x in info["licenses"]]}
+    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model.
+
+    Args:
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
+        task: "sep_clean" or "sep_noisy" (adds the noise's licence).
+
+    Returns:
+        ``{"dataset": title, "task": task, "licenses": [Asteroid licence dicts]}``.
+    """
+    return get_entry(dataset).infos(task)
 
 
 def model_card(
@@ -102,20 +107,27 @@ def model_card(
     metrics: dict[str, dict[str, Any]],
     n_params: int,
     recipe: str,
+    hub_id: str | None = None,
+    licenses: list[dict[str, Any]] | None = None,
 ) -> str:
     """Markdown model card with Hugging Face YAML metadata.
 
     Args:
-        repo_name: Name the model would have on the hub (the experiment tag).
+        repo_name: Name of the model on the hub (see :func:`repo_name`).
         model_name: Registered model class name.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         conf: Training conf.
         metrics: ``final_metrics.json`` contents.
         n_params: Number of parameters.
         recipe: Recipe path, e.g. ``egs/librimix/TDANet``.
+        hub_id: ``<user>/<repo>`` shown in the usage section (default: a placeholder user).
+        licenses: Licence entries (Asteroid's fields; default :func:`publish_licenses`).
     """
-    info = DATASETS[dataset]
-    non_commercial = any(lic["non_commercial"] for lic in info["licenses"])
+    entry = get_entry(dataset)
+    hub_id = hub_id or f"{HUB_USER_PLACEHOLDER}/{repo_name}"
+    task = conf["data"]["task"]
+    licenses = licenses if licenses is not None else publish_licenses(dataset, model_name, task)
+    non_commercial = any(lic["non_commercial"] for lic in entry.license_dicts(task))
     results = [
         {"type": key.replace("_", "-"), "name": label, "value": round(metrics[key]["mean"], 3)}
         for key, label in HEADLINE.items()
@@ -124,7 +136,7 @@ def model_card(
     meta = {
         "library_name": "asteroid",
         "tags": ["asteroid", "audio", "audio-to-audio", "speech-separation", model_name],
-        "datasets": [info["hf_id"]],
+        "datasets": [entry.hf_id],
         "license": "cc-by-nc-4.0" if non_commercial else "cc-by-4.0",
         "pipeline_tag": "audio-to-audio",
         "model-index": [
@@ -134,8 +146,8 @@ def model_card(
                     {
                         "task": {"type": "audio-to-audio", "name": "Speech separation"},
                         "dataset": {
-                            "name": info["name"],
-                            "type": info["hf_id"],
+                            "name": entry.title,
+                            "type": entry.hf_id,
                             "config": conf["data"]["task"],
                         },
                         "metrics": results,
@@ -145,26 +157,37 @@ def model_card(
         ],
     }
     data = conf["data"]
+    provider = (
+        "asteroid-tdanet registers it with Asteroid when installed"
+        if model_name in TDANET_MODELS or model_name == "Sepformer"
+        else "an Asteroid model"
+    )
     lines = [
         "---",
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
         "---",
         "",
-        f"# {repo_name}: {model_name} trained on {info['name']}",
+        f"# {repo_name}: {model_name} trained on {entry.title}",
         "",
         f"{model_name} ({n_params / 1e6:.2f} M parameters) separating {data['n_src']} speakers "
         f"at {data['sample_rate']} Hz, trained with the `{recipe}` recipe of asteroid-tdanet "
-        f"(task `{data['task']}`). Dataset: {info['name']} ({info['url']}).",
+        f"(task `{data['task']}`). Dataset: {entry.title} ({entry.url}).",
         "",
         "## Use",
         "",
-        "```python",
-        "import asteroid_tdanet  # registers the model class with asteroid",
-        "from asteroid_tdanet.io import load_model",
+        f"With Asteroid and asteroid-tdanet installed (`pip install asteroid-tdanet`; {provider}):",
         "",
-        'model = load_model("model.pth")',
-        f"estimates = model(mixture)  # (batch, time) at {data['sample_rate']} Hz -> "
-        f"(batch, {data['n_src']}, time)",
+        "```python",
+        f"from asteroid.models import {model_name}",
+        "",
+        f'model = {model_name}.from_pretrained("{hub_id}")',
+        f'model.separate("mixture.wav")  # writes mixture_est1.wav ... at {data["sample_rate"]} Hz',
+        f"estimates = model(mixture)  # (batch, time) -> (batch, {data['n_src']}, time)",
+        "```",
+        "",
+        "```bash",
+        f"asteroid-infer {hub_id} --files mixture.wav --output-dir separated/  "
+        "# create separated/ first",
         "```",
         "",
         "## Results on the test set (whole utterances)",
@@ -186,11 +209,17 @@ def model_card(
         yaml.safe_dump(conf, sort_keys=False).rstrip(),
         "```",
         "",
-        "## Licenses of the training data",
+        "## Licenses",
+        "",
+        "This model is a derivative of:",
         "",
     ]
-    for lic in info["licenses"]:
-        lines.append(f"- {lic['title']} ({lic['author']}): {lic['license']} ({lic['license_url']})")
+    for lic in licenses:
+        research = " (non-commercial)" if lic["non_commercial"] else ""
+        lines.append(
+            f"- [{lic['title']}]({lic['title_link']}) by [{lic['author']}]({lic['author_link']}): "
+            f"[{lic['license']}]({lic['license_link']}){research}"
+        )
     lines += [
         "",
         "## References",
@@ -204,14 +233,16 @@ def model_card(
     return "\n".join(lines)
 
 
-def publish(exp_dir: str | Path, dataset: str, recipe: str) -> Path:
-    """Write ``exp_dir/publish/{model.pth,README.md}`` from a trained and evaluated experiment.
+def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None = None) -> Path:
+    """Write ``exp_dir/publish/{pytorch_model.bin,README.md}``: a hub repo, ready to upload.
 
     Args:
         exp_dir: ``exp/<tag>`` with ``best_model.pth``, ``conf.yml``,
             ``results/final_metrics.json``.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         recipe: Recipe path for the card.
+        hub_user: Hugging Face user or organisation the card's usage names (default: a
+            placeholder to replace).
 
     Returns:
         The publish directory.
@@ -228,20 +259,28 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str) -> Path:
     metrics = json.loads(metrics_path.read_text())
     package = load_model_file(exp_dir / "best_model.pth")
     package.update(dataset_infos(dataset, conf["data"]["task"]))
+    package["licenses"] = publish_licenses(dataset, package["model_name"], package["task"])
+    name = repo_name(package["model_name"], package["dataset"], package["task"])
+    hub_id = f"{hub_user or HUB_USER_PLACEHOLDER}/{name}"
+    package["infos"]["upload_name"] = hub_id
     n_params = sum(p.numel() for p in load_model(exp_dir / "best_model.pth").parameters())
     publish_dir = exp_dir / "publish"
     # Asteroid's format keeps the mean of each metric (plain floats).
     means = {k: v["mean"] for k, v in metrics.items()}
-    with contextlib.redirect_stdout(io.StringIO()):  # its upload how-to does not apply here
+    with contextlib.redirect_stdout(io.StringIO()):  # its Zenodo how-to does not apply here
         save_publishable(str(publish_dir), package, metrics=means, train_conf=conf, recipe=recipe)
+    # The name the hub serves and Asteroid's from_pretrained("<user>/<repo>") fetches.
+    (publish_dir / "model.pth").replace(publish_dir / PUBLISHED_FILE)
     card = model_card(
-        repo_name=exp_dir.name,
+        repo_name=name,
         model_name=package["model_name"],
         dataset=dataset,
         conf=conf,
         metrics=metrics,
         n_params=n_params,
         recipe=recipe,
+        hub_id=hub_id,
+        licenses=package["licenses"],
     )
     (publish_dir / "README.md").write_text(card)
     return publish_dir

@@ -206,12 +206,43 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
 
 def make_loaders(conf: dict[str, Any], data_dir: Path, pin_memory: bool):
-    """Train and validation DataLoaders from ``asteroid_tdanet.data.make_dataset``."""
-    from asteroid_tdanet.data import make_dataset
+    """Train and validation DataLoaders of a conf's data section.
+
+    The training set is the fixed training mixtures (``asteroid_tdanet.data.make_dataset``), or
+    with ``data.dynamic_mixing`` new mixtures drawn at every step
+    (``asteroid_tdanet.data.make_dynamic_mixing_dataset``, with its own sampler: reproducible
+    from ``training.seed``, resumable, different on every worker and DDP rank); either may
+    speed-perturb the sources (``data.speed_perturb``). Validation is the fixed official set.
+    """
+    from asteroid_tdanet.data import (
+        DynamicMixingSampler,
+        make_dataset,
+        make_dynamic_mixing_dataset,
+    )
 
     data = conf["data"]
     common = {"sample_rate": data["sample_rate"], "n_src": data["n_src"], "task": data["task"]}
-    train_set = make_dataset(data["format"], data_dir, "train", segment=data["segment"], **common)
+    sampler = None
+    if data["dynamic_mixing"]:
+        train_set = make_dynamic_mixing_dataset(
+            data["format"],
+            data_dir,
+            segment=data["segment"],
+            seed=conf["training"]["seed"],
+            mixtures_per_epoch=data["mixtures_per_epoch"],
+            speed_perturb=data["speed_perturb"],
+            **common,
+        )
+        sampler = DynamicMixingSampler(len(train_set))
+    else:
+        train_set = make_dataset(
+            data["format"],
+            data_dir,
+            "train",
+            segment=data["segment"],
+            speed_perturb=data["speed_perturb"],
+            **common,
+        )
     valid_set = make_dataset(
         data["format"], data_dir, "valid", segment=data["valid_segment"], **common
     )
@@ -230,7 +261,12 @@ def make_loaders(conf: dict[str, Any], data_dir: Path, pin_memory: bool):
         "persistent_workers": workers > 0,
     }
     train_loader = DataLoader(
-        train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True, **loader_kw
+        train_set,
+        batch_size=data["batch_size"],
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        **loader_kw,
     )
     valid_loader = DataLoader(
         valid_set, batch_size=data["valid_batch_size"], shuffle=False, **loader_kw
@@ -299,15 +335,56 @@ def _triples(diff: dict[str, tuple[Any, Any]]):
 
 
 def trainer_devices(gpus: str, cpu_procs: int) -> dict[str, Any]:
-    """Lightning accelerator/devices from ``--gpus 0,1`` (empty: CPU) and ``--cpu_procs``."""
-    gpu_ids = [int(g) for g in gpus.replace(" ", "").split(",") if g != ""]
-    if gpu_ids:
+    """Lightning accelerator/devices from ``--gpus`` and ``--cpu_procs``.
+
+    Args:
+        gpus: ``auto`` (Asteroid's default: every visible GPU, the CPU when there is none),
+            GPU ids such as ``0,1``, or ``""`` / ``cpu`` for the CPU.
+        cpu_procs: Processes on the CPU (>1: DDP over gloo).
+
+    Returns:
+        ``{"accelerator": "gpu", "devices": [ids]}`` or ``{"accelerator": "cpu", "devices": n}``.
+
+    Raises:
+        RuntimeError: GPU ids asked but CUDA is not available, or an id that is not visible.
+        ValueError: Unreadable ids, or ``cpu_procs < 1``.
+    """
+    text = gpus.replace(" ", "").lower()
+    if text == "auto":
+        gpu_ids = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    elif text in ("", "cpu"):
+        gpu_ids = []
+    else:
+        try:
+            gpu_ids = [int(g) for g in text.split(",") if g != ""]
+        except ValueError:
+            raise ValueError(
+                f"--gpus {gpus!r}: expected GPU ids such as 0,1, or auto, cpu or ''"
+            ) from None
         if not torch.cuda.is_available():
             raise RuntimeError(f"--gpus {gpus} asked but CUDA is not available on this machine")
+        visible = torch.cuda.device_count()
+        missing = [g for g in gpu_ids if g >= visible]
+        if missing:
+            raise RuntimeError(
+                f"--gpus {gpus}: GPU(s) {missing} not visible (this process sees {visible}; "
+                "CUDA_VISIBLE_DEVICES renumbers them from 0)"
+            )
+    if gpu_ids:
         return {"accelerator": "gpu", "devices": gpu_ids}
     if cpu_procs < 1:
         raise ValueError(f"--cpu_procs must be >= 1, got {cpu_procs}")
     return {"accelerator": "cpu", "devices": cpu_procs}
+
+
+def describe_devices(devices: dict[str, Any], gpus: str) -> str:
+    """One log line saying where training runs, and why."""
+    if devices["accelerator"] == "gpu":
+        names = ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in devices["devices"])
+        how = "every visible GPU (--gpus auto)" if gpus.strip() == "auto" else f"--gpus {gpus}"
+        return f"training on {len(devices['devices'])} GPU(s): {names}; {how}"
+    why = "no GPU is visible" if gpus.strip() == "auto" else f"--gpus {gpus!r} asks for the CPU"
+    return f"training on the CPU ({devices['devices']} process(es)): {why}"
 
 
 def train(
@@ -315,7 +392,7 @@ def train(
     data_dir: str | Path,
     exp_dir: str | Path,
     *,
-    gpus: str = "",
+    gpus: str = "auto",
     cpu_procs: int = 1,
     num_nodes: int = 1,
     resume: bool = False,
@@ -328,7 +405,7 @@ def train(
         conf: Validated conf.
         data_dir: Metadata directory written by ``local/prepare_<dataset>.py``.
         exp_dir: ``exp/<tag>``.
-        gpus: Comma-separated GPU ids; empty for CPU.
+        gpus: ``auto`` (every visible GPU, else the CPU), GPU ids ``0,1``, or ``""``/``cpu``.
         cpu_procs: Processes on CPU (>1: DDP with gloo, for tests or CPU clusters).
         num_nodes: Machines (Lightning multi-node DDP; launch once per node).
         resume: Continue from ``checkpoints/last.ckpt``.
@@ -350,6 +427,7 @@ def train(
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory not found: {data_dir} (run stage 1 first)")
     devices = trainer_devices(gpus, cpu_procs)
+    log.info(describe_devices(devices, gpus))
     n_devices = (
         len(devices["devices"]) if isinstance(devices["devices"], list) else devices["devices"]
     )
@@ -397,10 +475,20 @@ def train(
         monitor="val_loss",
         mode="min",
         save_top_k=training["save_top_k"],
-        save_last=True,
         verbose=False,
     )
-    callbacks: list[Any] = [checkpoint]
+    # last.ckpt after every epoch, the resume point. (Lightning's save_last=True writes it only
+    # when a top-k checkpoint was written in that step: an epoch that did not improve val_loss
+    # would then be lost, and a resumed run would repeat it.)
+    last = ModelCheckpoint(
+        dirpath=exp_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+        verbose=False,
+    )
+    callbacks: list[Any] = [checkpoint, last]
     if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(train_loader) // 50)))
     if training["early_stop_patience"] is not None:
@@ -437,11 +525,21 @@ def train(
     trainer.fit(system, ckpt_path=ckpt_path)
     if not trainer.is_global_zero:
         return None
-    return finalize(exp_dir, conf, checkpoint, system.history)
+    return finalize(exp_dir, conf, checkpoint, system.history, train_loader.dataset.get_infos())
 
 
-def finalize(exp_dir: Path, conf: dict[str, Any], checkpoint, history) -> Path:
-    """Write best_k_models.json, best_model.pth and training_curve.png after training."""
+def finalize(
+    exp_dir: Path,
+    conf: dict[str, Any],
+    checkpoint,
+    history,
+    data_infos: dict[str, Any] | None = None,
+) -> Path:
+    """Write best_k_models.json, best_model.pth and training_curve.png after training.
+
+    ``data_infos`` (the training set's ``get_infos()``) goes into best_model.pth as Asteroid's
+    train.py stores it.
+    """
     from .plots import plot_training_curve
 
     best_k = {str(Path(k).name): float(v) for k, v in checkpoint.best_k_models.items()}
@@ -454,20 +552,36 @@ def finalize(exp_dir: Path, conf: dict[str, Any], checkpoint, history) -> Path:
             f"training of {exp_dir} stopped before its first epoch ended (training.max_minutes "
             "too small?): there is no checkpoint to export"
         )
-    best_model = export_checkpoint(best_path, conf, exp_dir / "best_model.pth")
+    best_model = export_checkpoint(best_path, conf, exp_dir / "best_model.pth", data_infos)
     if history:
         write_history(history, exp_dir / "train_log" / "history.csv")
         plot_training_curve(history, exp_dir / "training_curve.png", title=exp_dir.name)
     return best_model
 
 
-def export_checkpoint(ckpt: Path, conf: dict[str, Any], out: Path) -> Path:
+def plain_infos(infos: dict[str, Any]) -> dict[str, Any]:
+    """``dataset``/``task``/``licenses`` as plain str/bool values (weights_only-loadable)."""
+    return {
+        "dataset": str(infos["dataset"]),
+        "task": str(infos["task"]),
+        "licenses": [
+            {k: v if isinstance(v, bool) else str(v) for k, v in lic.items()}
+            for lic in infos["licenses"]
+        ],
+    }
+
+
+def export_checkpoint(
+    ckpt: Path, conf: dict[str, Any], out: Path, data_infos: dict[str, Any] | None = None
+) -> Path:
     """Turn a Lightning checkpoint into an Asteroid model file (plain values + tensors).
 
     Args:
         ckpt: Lightning checkpoint of a :func:`train` run.
         conf: The run's conf (rebuilds the model).
         out: Model file to write.
+        data_infos: The training set's ``get_infos()`` (``dataset``, ``task``, ``licenses``),
+            stored at the top level of the package as Asteroid's recipes do.
 
     Returns:
         ``out``.
@@ -490,6 +604,8 @@ def export_checkpoint(ckpt: Path, conf: dict[str, Any], out: Path) -> Path:
         "global_step": int(state.get("global_step", -1)),
         "conf": conf,
     }
+    if data_infos is not None:
+        package.update(plain_infos(data_infos))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     torch.save(package, tmp)

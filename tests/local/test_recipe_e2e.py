@@ -54,7 +54,7 @@ def check_experiment(exp: Path, n_test: int) -> dict:
         "train_log/history.csv",
         "results/all_metrics.csv",
         "results/final_metrics.json",
-        "publish/model.pth",
+        "publish/pytorch_model.bin",
         "publish/README.md",
     ):
         assert (exp / name).is_file(), f"{exp.name}: {name} missing"

@@ -97,3 +97,41 @@ def test_driver_refuses_inconsistent_options(tmp_path: Path):
     assert out.returncode != 0 and "--dataset is not set" in out.stderr
     out = bash(f"{run} extra")
     assert out.returncode != 0 and "unexpected argument 'extra'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("gpu_args", "train_gpus", "eval_device"),
+    [
+        ([], "auto", "auto"),  # default: every visible GPU, as Asteroid's recipes
+        (["--gpus", ""], "", "cpu"),
+        (["--gpus", "cpu"], "", "cpu"),
+        (["--gpus", "1,2"], "1,2", "cuda:1"),
+    ],
+)
+@pytest.mark.parametrize("conf_name", ["train_enh_x.yaml", "train_enh_x.yml"])
+def test_devices_and_tags_reach_the_stages(tmp_path, gpu_args, train_gpus, eval_device, conf_name):
+    """Stages 2-4 with a stand-in interpreter that records how each step is called."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "fake_python"
+    fake.write_text(
+        '#!/usr/bin/env bash\nif [ "$1" = -c ]; then echo 8000; exit 0; fi\n'
+        f'{{ printf "%s\\t" "$@"; echo; }} >> {log}\n'
+    )
+    fake.chmod(0o755)
+    run = subprocess.run(
+        [str(REPO / "local" / "recipe.sh"), "--dataset", "librimix", "--stage", "2"]
+        + ["--stop_stage", "4", "--conf", f"conf/{conf_name}", "--python", str(fake), *gpu_args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    calls = [line.split("\t")[:-1] for line in log.read_text().splitlines()]
+    options = [dict(zip(c[1::2], c[2::2], strict=True)) for c in calls]
+    train, evaluate, publish = options
+    assert [Path(c[0]).name for c in calls] == ["train.py", "evaluate.py", "publish.py"]
+    for step in options:
+        assert step["--exp_dir"] == "exp/train_enh_x"  # .yaml and .yml both stripped
+    assert train["--gpus"] == train_gpus
+    assert evaluate["--device"] == eval_device

@@ -17,6 +17,7 @@ from asteroid_tdanet.recipes.config import ConfigError, dump_conf, validate
 from asteroid_tdanet.recipes.training import (
     ExperimentExistsError,
     NonFiniteLossError,
+    describe_devices,
     make_loss,
     prepare_exp_dir,
     read_history,
@@ -142,12 +143,34 @@ def test_existing_experiments_are_never_reused_silently(tmp_path: Path):
     assert not exp.exists()
 
 
-def test_gpus_without_cuda_is_a_clear_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_gpus_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         trainer_devices("0", 1)
     assert trainer_devices("", 2) == {"accelerator": "cpu", "devices": 2}
+    # The default falls back to the CPU, and says why.
+    devices = trainer_devices("auto", 1)
+    assert devices == {"accelerator": "cpu", "devices": 1}
+    assert "no GPU is visible" in describe_devices(devices, "auto")
+
+
+def test_visible_gpus_are_used_by_default_and_cpu_can_be_forced(monkeypatch):
+    """Which devices Lightning gets (the machine's CUDA answers are stood in for)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card{i}")
+    auto = trainer_devices("auto", 1)
+    assert auto == {"accelerator": "gpu", "devices": [0, 1]}
+    assert describe_devices(auto, "auto") == (
+        "training on 2 GPU(s): cuda:0 (Card0), cuda:1 (Card1); every visible GPU (--gpus auto)"
+    )
+    assert trainer_devices("1", 1) == {"accelerator": "gpu", "devices": [1]}
+    for cpu in ("", "cpu", "CPU"):
+        assert trainer_devices(cpu, 1) == {"accelerator": "cpu", "devices": 1}
+    with pytest.raises(RuntimeError, match=r"GPU\(s\) \[2\] not visible"):
+        trainer_devices("0,2", 1)
+    with pytest.raises(ValueError, match="expected GPU ids"):
+        trainer_devices("first", 1)
 
 
 def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path):
@@ -171,6 +194,9 @@ def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path)
     )
     package = load_model_file(best)  # weights_only=True
     assert package["model_name"] == "ScaledMixture"
+    # The training set's get_infos(), as Asteroid's train.py stores them.
+    assert package["dataset"] == "Libri2Mix" and package["task"] == "sep_clean"
+    assert package["licenses"][0]["title_link"] == "http://www.openslr.org/12"
     assert package["infos"]["training"]["conf"]["training"]["epochs"] == 2
     model = load_model(best)
     assert model(torch.randn(1, 800)).shape == (1, 2, 800)
@@ -226,3 +252,48 @@ def test_loss_is_float32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, count = system.common_step(batch, 0)
     assert loss.dtype == torch.float32 and count == 2
+
+
+def dynamic_conf(epochs: int) -> dict:
+    conf = scaled_conf(epochs)
+    conf["data"].update(dynamic_mixing=True, mixtures_per_epoch=4, speed_perturb=[0.95, 1.05])
+    return validate(conf)
+
+
+def test_loaders_of_dynamic_mixing(data_dir: Path):
+    from asteroid_tdanet.data import DynamicMixingDataset, DynamicMixingSampler
+    from asteroid_tdanet.recipes.training import make_loaders
+
+    conf = dynamic_conf(1)
+    conf["data"]["batch_size"] = 2
+    train_loader, valid_loader = make_loaders(conf, data_dir, pin_memory=False)
+    assert isinstance(train_loader.dataset, DynamicMixingDataset)
+    assert isinstance(train_loader.sampler, DynamicMixingSampler)
+    assert len(train_loader) == 2 and train_loader.dataset.speeds == (0.95, 1.05)
+    mixture, sources = next(iter(train_loader))
+    assert mixture.shape == (2, 4000) and sources.shape == (2, 2, 4000)
+    assert len(valid_loader.dataset) == 3  # validation: the fixed mixtures
+    conf["data"].update(dynamic_mixing=False, mixtures_per_epoch=None)
+    train_loader, _ = make_loaders(conf, data_dir, pin_memory=False)
+    assert train_loader.dataset.speeds == (0.95, 1.05)  # fixed mixtures, perturbed and re-mixed
+    mixture, sources = next(iter(train_loader))
+    torch.testing.assert_close(mixture, sources.sum(1))
+
+
+def test_a_resumed_dynamic_mixing_run_ends_where_an_uninterrupted_one_does(
+    data_dir: Path, tmp_path: Path
+):
+    straight = tmp_path / "straight"
+    train(dynamic_conf(epochs=3), data_dir, straight, progress_bar=False)
+    split = tmp_path / "split"
+    train(dynamic_conf(epochs=2), data_dir, split, progress_bar=False)
+    train(dynamic_conf(epochs=3), data_dir, split, resume=True, progress_bar=False)
+    a, b = (
+        torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        for d in (straight, split)
+    )
+    assert a["epoch"] == b["epoch"] == 2
+    # Same mixtures in the same order after the resume: the same weights and losses.
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(value, b["state_dict"][key], rtol=0, atol=0)
+    assert a["history"] == b["history"]
