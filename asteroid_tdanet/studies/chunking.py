@@ -214,6 +214,9 @@ def plot(values: dict[str, Any], path: Path) -> Path:
         right.set(xlabel="chunk length (s)", ylabel="peak RSS (MiB)")
         right.set_title("memory, full-size TDANet, 8 kHz", fontsize=10)
         right.legend(fontsize=8)
+    else:
+        right.set_axis_off()
+        right.text(0.5, 0.5, "memory per chunk: not probed (--no-probes)", ha="center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
