@@ -78,6 +78,12 @@ RESULTS += results-startup
 results-startup: venv
 	$(PY) -m asteroid_tdanet.bench.startup --out results/startup.json
 
+# CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
+# "Efficiency"). About 10 minutes; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
+RESULTS += results-cpu-speed
+results-cpu-speed: venv
+	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json
+
 results: $(RESULTS)
 
 clean-venv:
