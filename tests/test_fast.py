@@ -118,3 +118,14 @@ def test_nearest_index_is_torchs():
         ref = y * up(p.mT, size=dst).mT + up(q.mT, size=dst).mT
         torch.testing.assert_close(fast.affine_up(y, p, q), ref)
         assert (index is None) == (src != dst and dst in (2 * src, 2 * src - 1))
+
+
+def test_plain_modules_under_autocast_and_other_dtypes(monkeypatch):
+    # The fast path takes gLN statistics from sums: it must not run on reduced precision.
+    model = build("tdanet").eval()
+    monkeypatch.setattr(fast, "ublock_forward", lambda *a: pytest.fail("fast path used"))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randn(1, 800))
+    masker = model.masker.to(torch.bfloat16)
+    with torch.no_grad():
+        masker(torch.randn(1, masker.in_chan, 99, dtype=torch.bfloat16))
