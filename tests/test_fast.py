@@ -7,6 +7,7 @@ import torch
 from conftest import max_rel_error
 
 from asteroid_tdanet import TDANet, TDANetLarge, fast
+from asteroid_tdanet import masker as masker_module
 from asteroid_tdanet.masker import UBlock
 
 # Depth 4 from odd frame counts gives every resize case: exact halvings with and without an odd
@@ -122,10 +123,10 @@ def test_nearest_index_is_torchs():
 
 def test_plain_modules_under_autocast_and_other_dtypes(monkeypatch):
     # The fast path takes gLN statistics from sums: it must not run on reduced precision.
-    model = build("tdanet").eval()
-    monkeypatch.setattr(fast, "ublock_forward", lambda *a: pytest.fail("fast path used"))
+    masker = build("tdanet").masker.eval()
+    monkeypatch.setattr(masker_module, "masker_forward", lambda *a: pytest.fail("fast path used"))
+    feats = torch.randn(1, masker.in_chan, 99)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        model(torch.randn(1, 800))
-    masker = model.masker.to(torch.bfloat16)
+        masker(feats)
     with torch.no_grad():
-        masker(torch.randn(1, masker.in_chan, 99, dtype=torch.bfloat16))
+        masker.to(torch.bfloat16)(feats.to(torch.bfloat16))
