@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	results-startup
+	gpu-check results-startup results-chunking results-long-audio
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -77,6 +77,44 @@ RESULTS :=
 RESULTS += results-startup
 results-startup: venv
 	$(PY) -m asteroid_tdanet.bench.startup --out results/startup.json
+# The demo's trained model (`make demo` trains it when it is missing): the quality studies use it.
+DEMO_MODEL ?= egs/mini2mix/TDANet/exp/tdanet/best_model.pth
+$(DEMO_MODEL):
+	$(MAKE) demo
+
+# Chunked vs whole separation (quality with the demo model; memory and speed of the full-size
+# TDANet per chunk length): ~10 minutes.
+RESULTS += results-chunking
+results-chunking: venv $(DEMO_MODEL)
+	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json
+
+# One hour of audio through tdanet-separate (full-size TDANet: memory and time; demo model:
+# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio.
+RESULTS += results-long-audio
+results-long-audio: venv $(DEMO_MODEL)
+	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
+	  --out results/long_audio.json --work exp/studies/long_audio
+# Dynamic mixing: items/s of one data-loading process vs the fixed mixtures (about a minute).
+RESULTS += results-dynamic-mixing
+results-dynamic-mixing: venv
+	$(PY) -m asteroid_tdanet.data.throughput --out results/dynamic_mixing_throughput.json
+
+# The demo recipe run twice as `make demo` runs it: minutes and test scores (about 30 minutes).
+RESULTS += results-demo
+results-demo: venv
+	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
+		--variant default "" --variant default "" \
+		--out results/demo.json --command "make results-demo"
+
+# The demo at one training budget: fixed mixtures, dynamic mixing, dynamic mixing + speed
+# perturbation (about 45 minutes).
+RESULTS += results-demo-augmentation
+results-demo-augmentation: venv
+	$(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
+		--variant fixed_mixtures "--data.dynamic_mixing false --data.speed_perturb null" \
+		--variant dynamic_mixing "--data.dynamic_mixing true --data.speed_perturb null" \
+		--variant dynamic_mixing_speed_perturb "--data.dynamic_mixing true" \
+		--out results/demo_augmentation.json --command "make results-demo-augmentation"
 
 # CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
 # "Efficiency"). About 10 minutes; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
@@ -85,6 +123,11 @@ results-cpu-speed: venv
 	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json
 
 results: $(RESULTS)
+
+# TDANet's GPU figures on one CUDA GPU in <= 8 minutes: writes results/gpu-<card>.json.
+# Not part of `make results`: it needs a GPU, and stops with a message without one.
+gpu-check: venv
+	$(PY) -m asteroid_tdanet.bench.gpu_check --out-dir results
 
 clean-venv:
 	rm -rf $(VENV) $(ESPNET_VENV)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
+import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,21 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from .inference import (
+    AUTO_CHUNK_ABOVE_SECONDS,
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    ChunkPlan,
+    chunk_bar,
+    resolve_chunking,
+    stream_separate,
+)
+from .resample import StreamingResampler
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 log = logging.getLogger("asteroid_tdanet")
+# Input read (and output rescaled) per step: memory is a few blocks whatever the file length.
+READ_BLOCK_SECONDS = 4
 
 
 def _fail(message: str) -> int:
@@ -89,47 +104,188 @@ def find_audio(inputs: Iterable[str]) -> list[Path]:
     return files
 
 
+def mono_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
+    """``path``'s samples as consecutive float32 mono blocks (channels averaged)."""
+    with sf.SoundFile(path) as audio:
+        if audio.channels > 1:
+            log.warning("%s has %d channels: separating their average", path, audio.channels)
+        for block in audio.blocks(block_frames, dtype="float32", always_2d=True):
+            yield np.ascontiguousarray(block.mean(axis=1, dtype=np.float32))
+
+
+def resampled_length(length: int, orig_rate: int, new_rate: int) -> int:
+    """Samples that resampling ``length`` samples gives (as torchaudio's ``resample``)."""
+    gcd = math.gcd(orig_rate, new_rate)
+    return -(-length * (new_rate // gcd) // (orig_rate // gcd))
+
+
 def read_mono(path: Path, sample_rate: float) -> tuple[torch.Tensor, int]:
     """Read ``path`` as a mono float32 tensor at ``sample_rate``; also return the file's rate."""
-    audio, file_rate = sf.read(path, dtype="float32", always_2d=True)
-    if audio.shape[1] > 1:
-        log.warning("%s has %d channels: separating their average", path, audio.shape[1])
-    mono = torch.from_numpy(np.ascontiguousarray(audio.mean(axis=1)))
-    if file_rate != sample_rate:
-        import torchaudio.functional as AF
+    file_rate = sf.info(str(path)).samplerate
+    resampler = StreamingResampler(file_rate, int(sample_rate))
+    parts = [resampler.push(torch.from_numpy(b)) for b in mono_blocks(path, 1 << 16)]
+    if not parts:
+        raise ValueError(f"{path} holds no audio samples")
+    return torch.cat([*parts, resampler.flush()]), file_rate
 
-        mono = AF.resample(mono, file_rate, int(sample_rate))
-    return mono, file_rate
+
+def check_chunk_options(chunk_seconds: float | None, overlap_seconds: float | None) -> None:
+    """Refuse chunk options that cannot work (``ValueError`` naming the option)."""
+    if chunk_seconds is not None and not chunk_seconds >= 0:
+        raise ValueError(f"--chunk-seconds must be >= 0 (0 = never chunk), got {chunk_seconds}")
+    if overlap_seconds is not None and not overlap_seconds > 0:
+        raise ValueError(f"--overlap-seconds must be > 0, got {overlap_seconds}")
+    if chunk_seconds and overlap_seconds is not None and overlap_seconds > chunk_seconds / 2:
+        raise ValueError(
+            f"--overlap-seconds {overlap_seconds:g} is more than half of --chunk-seconds "
+            f"{chunk_seconds:g}"
+        )
+
+
+def chunk_plan(
+    length: int, sample_rate: int, chunk_seconds: float | None, overlap_seconds: float | None
+) -> ChunkPlan:
+    """The chunks of a file of ``length`` samples (one chunk: separated whole).
+
+    See :func:`asteroid_tdanet.inference.resolve_chunking` for the options.
+    """
+    check_chunk_options(chunk_seconds, overlap_seconds)
+    chunking = resolve_chunking(length, sample_rate, chunk_seconds, overlap_seconds)
+    if chunking is None:
+        return ChunkPlan(window=max(length, 2), overlap=1)
+    return ChunkPlan.from_seconds(*chunking, sample_rate)
 
 
 def separate_file(
-    model, path: Path, out_dir: Path | None, *, chunk_seconds: float | None, force: bool = False
+    model,
+    path: Path,
+    out_dir: Path | None,
+    *,
+    chunk_seconds: float | None,
+    overlap_seconds: float | None = None,
+    force: bool = False,
+    progress: bool = True,
 ) -> list[Path]:
-    """Separate one file into ``<out_dir>/<stem>_est<k>.wav`` at the file's own sample rate."""
-    from asteroid.separate import torch_separate
+    """Separate one file into ``<out_dir>/<stem>_est<k>.wav`` at the file's own sample rate.
 
-    from .models import TDANet
+    The file is streamed: read in blocks, resampled block by block, separated chunk by chunk
+    (:func:`asteroid_tdanet.inference.stream_separate`) and written as it goes, so memory does
+    not grow with its length. Like Asteroid's ``separate``, the estimates are scaled so that
+    their summed magnitude equals the mixture's; that factor is known only at the end, so a
+    second pass over temporary files applies it. Outputs appear only when complete.
 
+    Args:
+        model: Any separation model mapping ``(batch, 1, time)`` to ``(batch, n_src, time)``.
+        path: Input audio file.
+        out_dir: Output folder (default: beside the input).
+        chunk_seconds: See :func:`chunk_plan`.
+        overlap_seconds: See :func:`chunk_plan`.
+        force: Overwrite existing outputs.
+        progress: Show a progress bar over chunks.
+
+    Returns:
+        The written files, one per source.
+    """
     target_dir = out_dir if out_dir is not None else path.parent
     n_src = getattr(model, "n_src", None) or model.masker.n_src
     outputs = [target_dir / f"{path.stem}_est{k}.wav" for k in range(1, n_src + 1)]
     if not force and any(p.exists() for p in outputs):
         raise FileExistsError(f"{outputs[0]} exists; pass --force to overwrite")
-    mix, file_rate = read_mono(path, model.sample_rate)
-    device = next(model.parameters()).device
-    # Only our models know chunking; others get Asteroid's plain forward_wav.
-    options = (
-        {"chunk_seconds": chunk_seconds, "progress": True} if isinstance(model, TDANet) else {}
+    info = sf.info(str(path))
+    if info.frames <= 0:
+        raise ValueError(f"{path} holds no audio samples")
+    file_rate, model_rate = int(info.samplerate), int(model.sample_rate)
+    plan = chunk_plan(
+        resampled_length(info.frames, file_rate, model_rate),
+        model_rate,
+        chunk_seconds,
+        overlap_seconds,
     )
-    estimates = torch_separate(model, mix[None, None].to(device), **options)[0].cpu()
-    if file_rate != model.sample_rate:
-        import torchaudio.functional as AF
-
-        estimates = AF.resample(estimates, int(model.sample_rate), file_rate)
+    device = next(model.parameters()).device
     target_dir.mkdir(parents=True, exist_ok=True)
-    for out, est in zip(outputs, estimates, strict=True):
-        sf.write(out, est.numpy(), file_rate)
+    unscaled = [p.with_name(f".{p.name}.unscaled.tmp") for p in outputs]
+    partial = [p.with_name(f".{p.name}.partial.tmp") for p in outputs]
+    try:
+        scale = _separate_unscaled(
+            model, path, plan, unscaled, file_rate, model_rate, device, progress
+        )
+        for src, tmp, out in zip(unscaled, partial, outputs, strict=True):
+            _write_scaled(src, tmp, scale, file_rate)
+            tmp.replace(out)
+    finally:
+        for tmp in (*unscaled, *partial):
+            tmp.unlink(missing_ok=True)
     return outputs
+
+
+def _separate_unscaled(
+    model, path, plan, unscaled, file_rate, model_rate, device, progress
+) -> float:
+    """Pass 1: separate ``path`` into float files; return Asteroid's output scale factor."""
+    in_resampler = StreamingResampler(file_rate, model_rate)
+    out_resampler = StreamingResampler(model_rate, file_rate)
+    l1_mix = 0.0
+    l1_est = 0.0
+
+    def mixture_blocks() -> Iterator[torch.Tensor]:
+        nonlocal l1_mix
+        parts = (
+            in_resampler.push(torch.from_numpy(b))
+            for b in mono_blocks(path, READ_BLOCK_SECONDS * file_rate)
+        )
+        for part in itertools.chain(parts, [None]):
+            part = in_resampler.flush() if part is None else part  # the input's end
+            l1_mix += float(part.abs().sum(dtype=torch.float64))
+            yield part[None].to(device)
+
+    writers = [
+        sf.SoundFile(p, "w", samplerate=file_rate, channels=1, format="WAV", subtype="FLOAT")
+        for p in unscaled
+    ]
+    n_frames = sf.info(str(path)).frames
+    written = 0
+
+    def write(rows: torch.Tensor) -> int:
+        # Resampling there and back can add a sample at the end: outputs match the input's length.
+        rows = rows[:, : n_frames - written]
+        for writer, row in zip(writers, rows, strict=True):
+            writer.write(row.numpy())
+        return rows.shape[-1]
+
+    try:
+        n_samples = resampled_length(n_frames, file_rate, model_rate)
+        with torch.inference_mode(), chunk_bar(plan.n_chunks(n_samples), progress) as bar:
+            pieces = stream_separate(
+                model, mixture_blocks(), n_src=len(unscaled), plan=plan, bar=bar
+            )
+            for piece in pieces:
+                piece = piece[0].float().cpu()
+                l1_est += float(piece.abs().sum(dtype=torch.float64))
+                written += write(out_resampler.push(piece))
+            write(out_resampler.flush())
+    finally:
+        for writer in writers:
+            writer.close()
+    return l1_mix / l1_est if l1_est > 0 else 1.0
+
+
+def _write_scaled(src: Path, dst: Path, scale: float, rate: int) -> None:
+    """Pass 2: ``dst`` = ``src`` x ``scale`` as 16-bit PCM; warns about clipped samples."""
+    clipped = 0
+    with (
+        sf.SoundFile(src) as reader,
+        sf.SoundFile(dst, "w", samplerate=rate, channels=1, format="WAV") as writer,
+    ):
+        for block in reader.blocks(READ_BLOCK_SECONDS * rate, dtype="float32"):
+            block *= scale
+            clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+            writer.write(block)
+    if clipped:
+        log.warning(
+            "%s: %d samples beyond full scale were clipped in the 16-bit output",
+            dst.name.removeprefix(".").removesuffix(".partial.tmp"),
+            clipped,
+        )
 
 
 def separate_main(argv: Sequence[str] | None = None) -> int:
@@ -158,8 +314,15 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
         "--chunk-seconds",
         type=float,
         default=None,
-        help="chunk length for long files (default: chunk files over 60 s into "
-        "30 s chunks; 0 = never chunk)",
+        help=f"chunk length in seconds (default: files over {AUTO_CHUNK_ABOVE_SECONDS:g} s are "
+        f"separated in {DEFAULT_CHUNK_SECONDS:g} s chunks, shorter ones whole; 0 = never chunk)",
+    )
+    parser.add_argument(
+        "--overlap-seconds",
+        type=float,
+        default=None,
+        help=f"overlap of consecutive chunks, cross-faded (default {DEFAULT_OVERLAP_SECONDS:g} s, "
+        "at most half a chunk)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = parser.parse_args(argv)
@@ -171,15 +334,21 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     register_models()
     flush_denormals()
     try:
+        check_chunk_options(args.chunk_seconds, args.overlap_seconds)
         files = find_audio(args.inputs)
-        model = load_any_model(args.model, args.device)
+        model = load_any_model(args.model, args.device).eval()
     except (ValueError, FileNotFoundError, ImportError) as err:
         return _fail(str(err))
     written = 0
     for path in tqdm(files, unit="file", desc="files", disable=len(files) < 2):
         try:
             outputs = separate_file(
-                model, path, args.out_dir, chunk_seconds=args.chunk_seconds, force=args.force
+                model,
+                path,
+                args.out_dir,
+                chunk_seconds=args.chunk_seconds,
+                overlap_seconds=args.overlap_seconds,
+                force=args.force,
             )
         except (FileExistsError, RuntimeError, ValueError, sf.LibsndfileError) as err:
             return _fail(f"{path}: {err}")

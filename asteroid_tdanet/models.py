@@ -11,7 +11,7 @@ import torch
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from torch import nn
 
-from .inference import AUTO_CHUNK_ABOVE_SECONDS, DEFAULT_CHUNK_SECONDS, separate_in_chunks
+from .inference import resolve_chunking, separate_in_chunks
 from .io import plain_software_versions, read_model_package
 from .look2hear import (
     POSITION_KEY,
@@ -232,18 +232,23 @@ class TDANet(BaseEncoderMaskerDecoder):
         wav: torch.Tensor,
         chunk_seconds: float | None = None,
         progress: bool = False,
+        overlap_seconds: float | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
         """Separate a recording of any length (what ``separate`` and ``tdanet-separate`` call).
 
-        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` (60 s) are separated in overlapping
-        chunks of ``DEFAULT_CHUNK_SECONDS`` (30 s) with a Hann cross-fade, so memory stays bounded
-        for hours of audio; shorter ones are separated whole.
+        Recordings longer than ``AUTO_CHUNK_ABOVE_SECONDS`` are separated in chunks of
+        ``DEFAULT_CHUNK_SECONDS`` overlapping by ``DEFAULT_OVERLAP_SECONDS`` (all in
+        :mod:`asteroid_tdanet.inference`), cross-faded with Hann ramps and with their sources
+        aligned, so the network's memory stays bounded for hours of audio; shorter ones are
+        separated whole.
 
         Args:
             wav: Mixture, ``(time,)``, ``(batch, time)`` or ``(batch, 1, time)``.
             chunk_seconds: Chunk length; ``None`` chooses as above, ``0`` never chunks.
             progress: Show a progress bar over chunks.
+            overlap_seconds: Overlap of consecutive chunks (at most half a chunk); ``None``:
+                ``DEFAULT_OVERLAP_SECONDS``, or half a chunk if that is less.
             **kwargs: Ignored (accepted for Asteroid's ``separate``).
 
         Returns:
@@ -258,16 +263,16 @@ class TDANet(BaseEncoderMaskerDecoder):
             finally:
                 self.train()
         wav, was_1d = check_waveform(wav)
-        if chunk_seconds is None:
-            long = wav.shape[-1] > AUTO_CHUNK_ABOVE_SECONDS * self.sample_rate
-            chunk_seconds = DEFAULT_CHUNK_SECONDS if long else 0
-        if chunk_seconds:
+        chunking = resolve_chunking(wav.shape[-1], self.sample_rate, chunk_seconds, overlap_seconds)
+        if chunking is not None:
+            chunk_seconds, overlap_seconds = chunking
             estimates = separate_in_chunks(
                 self,
                 wav,
                 n_src=self.n_src,
                 sample_rate=self.sample_rate,
                 chunk_seconds=chunk_seconds,
+                overlap_seconds=overlap_seconds,
                 progress=progress,
             )
         else:

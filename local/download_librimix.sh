@@ -54,7 +54,7 @@ train-clean-100, dev-clean and test-clean (about 7 GB) from OpenSLR and LibriMix
 (github.com/JorisCos/LibriMix), then mixes them as LibriMix does into
 ROOT/Libri2Mix/wav8k/min/{train-100,dev,test}/{mix_clean,s1,s2} (disk: about 16 GB free
 at 8 kHz 'min', the archives deleted; the script checks the space its options need).
-Then: python local/prepare_librimix.py --root ROOT --out DATA_DIR
+Then: python local/prepare.py --dataset librimix --root ROOT --out DATA_DIR
 
 WHAM! noise is NOT needed and not downloaded: clean mixtures use speech only
 (asteroid_tdanet/data/librimix_generate.py explains why LibriMix's own script would still
@@ -84,7 +84,7 @@ if [ "$task" != sep_clean ]; then
   tdanet_die "--task $task is not built by this script. Noisy Libri2Mix needs the WHAM! noise" \
     "($wham_noise_url, about 17 GB, CC BY-NC 4.0) and LibriMix's own generate_librimix.sh" \
     "(git clone https://github.com/JorisCos/LibriMix; it also needs sox and pysndfx): run it" \
-    "with ROOT as storage_dir, then python local/prepare_librimix.py --task sep_noisy."
+    "with ROOT as storage_dir, then python local/prepare.py --dataset librimix --task sep_noisy."
 fi
 case $sample_rate in 8000 | 16000) ;; *) tdanet_die "--sample_rate must be 8000 or 16000" ;; esac
 case $mode in min | max) ;; *) tdanet_die "--mode must be min or max" ;; esac
@@ -147,4 +147,4 @@ tdanet_python "$generator" --librispeech_dir "$root/LibriSpeech" \
   tdanet_die "mixing failed (see above); re-run to resume"
 tdanet_mark_done "$mix_dir" "$done_name"
 tdanet_log "Libri2Mix ready in $mix_dir"
-tdanet_log "Next: python local/prepare_librimix.py --root $root --out DATA_DIR"
+tdanet_log "Next: python local/prepare.py --dataset librimix --root $root --out DATA_DIR"

@@ -30,7 +30,7 @@ Usage: $0 --root ROOT [--accept_license] [--keep_archives]
 
 Downloads LRS2-2Mix (TDANet's audio-only 2-speaker mixtures of LRS2, 16 kHz, 'min' mode)
 into ROOT, giving ROOT/lrs2_rebuild/audio/wav16k/min/{tr,cv,tt}/{mix,s1,s2}/*.wav.
-Then: python local/prepare_lrs2_2mix.py --root ROOT --out DATA_DIR
+Then: python local/prepare.py --dataset lrs2_2mix --root ROOT --out DATA_DIR
 
 Options:
   --root DIR          where to download and extract (needs about $need_gb GB free)
@@ -87,4 +87,4 @@ for split in tr cv tt; do
 done
 tdanet_mark_done "$root" lrs2_2mix
 tdanet_log "LRS2-2Mix ready in $data_dir"
-tdanet_log "Next: python local/prepare_lrs2_2mix.py --root $root --out DATA_DIR"
+tdanet_log "Next: python local/prepare.py --dataset lrs2_2mix --root $root --out DATA_DIR"

@@ -34,7 +34,7 @@ Usage: $0 --root ROOT --wsj0 WSJ0_DIR [--sample_rate 8000] [--mode min] [--keep_
 Builds WHAM! (noisy WSJ0-2mix) in ROOT/wav8k/min/{tr,cv,tt}/: downloads the WHAM! noise
 (about 17 GB) and the WHAM! scripts (wham.whisper.ai), then mixes your WSJ0 with them, for
 one sample rate and mode only (the scripts alone would write all four, 243 GB).
-Then: python local/prepare_wham.py --root ROOT --out DATA_DIR
+Then: python local/prepare.py --dataset wham --root ROOT --out DATA_DIR
 
 WSJ0 (LDC93S6A) is licensed by the Linguistic Data Consortium and cannot be downloaded here.
 --wsj0 is the folder that holds wsj0/ (with si_tr_s/, si_dt_05/, si_et_05/), or wsj0/ itself.
@@ -206,4 +206,4 @@ for split in tr cv tt; do
 done
 tdanet_mark_done "$out_dir" "$done_name"
 tdanet_log "WHAM! ready in $out_dir"
-tdanet_log "Next: python local/prepare_wham.py --root $root --out DATA_DIR"
+tdanet_log "Next: python local/prepare.py --dataset wham --root $root --out DATA_DIR"

@@ -4,7 +4,7 @@
 #
 #   stage 0  download   bash local/download_<dataset>.sh --root STORAGE_DIR --sample_rate SR
 #                       [--wsj0 DIR]
-#   stage 1  prepare    python local/prepare_<prepare>.py --root STORAGE_DIR --out DATA_DIR
+#   stage 1  prepare    python local/prepare.py --dataset <dataset> --root STORAGE_DIR --out DATA_DIR
 #   stage 2  train      python local/train.py     -> exp/<tag>/ (checkpoints, best_model.pth)
 #   stage 3  evaluate   python local/evaluate.py  -> exp/<tag>/results/
 #   stage 4  publish    python local/publish.py   -> exp/<tag>/publish/
@@ -16,8 +16,7 @@ repo_dir=$(dirname "$local_dir")
 
 stage=0              # first stage to run
 stop_stage=5         # last stage to run
-dataset=             # lrs2_2mix | librimix | wham | mini2mix: download script and model card
-prepare=             # prepare_<prepare>.py (default: the dataset's own)
+dataset=             # a data set of asteroid_tdanet/data/registry.py: lrs2_2mix | librimix | wham | mini2mix
 storage_dir=         # raw dataset root: stage 0 writes it, stage 1 reads it
 wsj0=                # WSJ0 root (WHAM! only, stage 0)
 download_opts=       # extra options of the download script
@@ -48,7 +47,7 @@ Options (current value in brackets):
   --storage_dir DIR   raw dataset root [${storage_dir:-none}]
   --wsj0 DIR          WSJ0 root, WHAM! only [${wsj0:-none}]
   --download_opts S   extra options of local/download_<dataset>.sh [$download_opts]
-  --prepare_opts S    extra options of local/prepare_<dataset>.py [$prepare_opts]
+  --prepare_opts S    extra options of local/prepare.py [$prepare_opts]
   --sample_rate SR    sample rate in Hz [$sample_rate]
   --data_dir DIR      prepared metadata [${data_dir:-data/<dataset>_<sample_rate>}]
   --conf FILE(S)      conf file(s) [$conf]
@@ -76,7 +75,6 @@ if [ -z "$dataset" ]; then
   echo "$0: --dataset is not set (run.sh sets it)" >&2
   exit 1
 fi
-prepare=${prepare:-$dataset}
 export PYTHON="$python"  # the interpreter the download scripts use
 data_dir=${data_dir:-data/${dataset}_${sample_rate}}
 read -r -a confs <<< "$conf"
@@ -127,8 +125,8 @@ fi
 if stage_on 1; then
   log "stage 1: prepare metadata of $storage_dir into $data_dir"
   # shellcheck disable=SC2086
-  "$python" "$local_dir/prepare_${prepare}.py" --root "$storage_dir" --out "$data_dir" \
-    --sample_rate "$sample_rate" $prepare_opts
+  "$python" "$local_dir/prepare.py" --dataset "$dataset" --root "$storage_dir" \
+    --out "$data_dir" --sample_rate "$sample_rate" $prepare_opts
   log "stage 1 done ($(elapsed))"
 fi
 

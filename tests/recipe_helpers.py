@@ -83,6 +83,9 @@ def tiny_conf(
                 "batch_size": 1,
                 "valid_batch_size": 1,
                 "num_workers": 0,
+                "dynamic_mixing": False,
+                "mixtures_per_epoch": None,
+                "speed_perturb": None,
             },
             "model": {
                 "name": model_name,

@@ -87,7 +87,7 @@ def test_training_step_on_our_kaldi_folders(tmp_path):
     root = make_librimix_tree(tmp_path / "raw", n_per_split=2, seconds=0.5)
     espnet = tmp_path / "enh1" / "data"
     argv = ["--root", str(root), "--out", str(tmp_path / "data"), "--no_progress"]
-    assert prepare_main([*argv, "--espnet_dir", str(espnet)], fmt="librimix") == 0
+    assert prepare_main([*argv, "--espnet_dir", str(espnet)], name="librimix") == 0
     train = espnet / "train"
     dataset = ESPnetDataset(
         [

@@ -21,6 +21,8 @@ from asteroid_tdanet.provenance import HEADER_KEYS, write_result
 REPO = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]*results/[^)\s]+\.json)\s+\"([^\"]+)\"\)")
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
+# Code blocks and inline code show the convention; they cite nothing.
+CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 
 
 def tracked_markdown() -> list[Path]:
@@ -72,12 +74,13 @@ def check_link(markdown: Path, text: str, target: str, title: str, root: Path = 
     return None
 
 
+def citations(text: str) -> list[tuple[str, str, str]]:
+    """``(text, target, title)`` of every citation outside code."""
+    return [m.groups() for m in LINK.finditer(CODE.sub("", text))]
+
+
 def all_citations() -> list[tuple[Path, str, str, str]]:
-    return [
-        (md, *m.groups())
-        for md in tracked_markdown()
-        for m in LINK.finditer(md.read_text(encoding="utf-8"))
-    ]
+    return [(md, *c) for md in tracked_markdown() for c in citations(md.read_text("utf-8"))]
 
 
 def test_every_cited_number_equals_its_result_file():
@@ -114,6 +117,14 @@ def test_checker_catches_a_wrong_number(tmp_path: Path):
     assert "no 'c'" in check_link(md, "1.23", "results/x.json", "a/c", tmp_path)
     assert "does not exist" in check_link(md, "1", "results/y.json", "a", tmp_path)
     assert LINK.search('see [1.23 dB](../results/x.json "a/b/0").')
+
+
+def test_citations_in_code_are_examples_and_the_rest_count():
+    text = (
+        'e.g. `[1 dB](results/x.json "a")`,\n```\n[2 dB](results/x.json "b")\n```\n'
+        'measured [3 dB](results/x.json "c").'
+    )
+    assert citations(text) == [("3 dB", "results/x.json", "c")]
 
 
 def test_write_result_refuses_header_keys(tmp_path: Path):

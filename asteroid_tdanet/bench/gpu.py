@@ -1,15 +1,16 @@
 """Accelerator timing: inference latency, training step time, and peak memory.
 
 Runs on CUDA when asked; the same functions run on CPU (without memory figures) so that they are
-testable on machines without a GPU. Timings synchronise the device around each run.
+testable on machines without a GPU. Timings synchronise the device around each run; the peak
+memory is that of the timed runs (warm-up and any compilation in it are left out).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from .timing import summarize
 
 __all__ = ["DTYPES", "inference_latency", "train_step_time"]
 
+# "bf16" is mixed precision: autocast of the forward pass, weights and optimizer in float32.
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
@@ -35,30 +37,44 @@ def _autocast(device: torch.device, dtype: str):
     return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
-@contextmanager
-def _peak_memory(device: torch.device) -> Iterator[dict[str, Any]]:
-    """Yields a dict that holds ``peak_bytes`` (None off CUDA) after the block."""
-    record: dict[str, Any] = {"peak_bytes": None}
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    yield record
-    if device.type == "cuda":
-        record["peak_bytes"] = int(torch.cuda.max_memory_allocated(device))
+def _timed(
+    fn: Callable[[], Any],
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    max_seconds: float | None = None,
+) -> tuple[list[float], int | None]:
+    """Times of up to ``repeats`` runs of ``fn`` after ``warmup`` untimed ones, and peak memory.
 
-
-def _timed(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int) -> list[float]:
+    The peak (CUDA only, else None) covers the timed runs only. ``max_seconds`` ends the timed
+    runs once they have taken that long (one run is always timed).
+    """
     for _ in range(warmup):
         fn()
     _sync(device)
-    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times: list[float] = []
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return times
+        if max_seconds is not None and sum(times) >= max_seconds:
+            break
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    return times, peak
+
+
+def _on_device(
+    model: nn.Module, device: torch.device, prepare: Callable[[nn.Module], Any] | None
+) -> nn.Module:
+    """A copy of ``model`` on ``device`` (the caller's stays as it is), then ``prepare``d."""
+    net = copy.deepcopy(model).to(device)
+    if prepare is not None:
+        prepare(net)
+    return net
 
 
 def inference_latency(
@@ -69,30 +85,34 @@ def inference_latency(
     dtype: str = "fp32",
     repeats: int = 10,
     warmup: int = 2,
+    *,
+    prepare: Callable[[nn.Module], Any] | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Latency and peak memory of separating ``seconds`` of audio at batch 1.
 
-    The model is copied to ``device`` (the caller's model is left untouched).
-
     Args:
-        model: A waveform model (batch, time) -> (batch, n_src, time).
+        model: A waveform model (batch, time) -> (batch, n_src, time); copied, not changed.
         sample_rate: Sample rate in Hz.
         seconds: Input duration.
         device: Where to run (``"cuda"``; ``"cpu"`` works for testing, without memory figures).
         dtype: ``"fp32"`` or ``"bf16"`` (autocast).
-        repeats: Timed runs.
+        repeats: Timed runs (at most).
         warmup: Untimed runs first.
+        prepare: Called once on the copy on ``device`` (e.g. to compile it).
+        max_seconds: End the timed runs once they have taken this long.
 
     Returns:
         ``TimingStats`` fields plus ``peak_bytes`` (None off CUDA), ``seconds``, ``dtype``.
     """
     device = torch.device(device)
-    net = copy.deepcopy(model).to(device).eval()
+    autocast = _autocast(device, dtype)  # refuses an unknown dtype before any work
+    net = _on_device(model, device, prepare).eval()
     wav = torch.randn(1, int(round(seconds * sample_rate)), device=device)
-    with _peak_memory(device) as mem, torch.inference_mode(), _autocast(device, dtype):
-        times = _timed(lambda: net(wav), device, repeats, warmup)
+    with torch.inference_mode(), autocast:
+        times, peak = _timed(lambda: net(wav), device, repeats, warmup, max_seconds)
     stats = summarize(times, seconds).as_dict()
-    return {**stats, "peak_bytes": mem["peak_bytes"], "seconds": seconds, "dtype": dtype}
+    return {**stats, "peak_bytes": peak, "seconds": seconds, "dtype": dtype}
 
 
 def train_step_time(
@@ -104,20 +124,24 @@ def train_step_time(
     dtype: str = "fp32",
     repeats: int = 10,
     warmup: int = 2,
+    *,
+    prepare: Callable[[nn.Module], Any] | None = None,
+    max_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Time of one training step (forward, PIT SI-SDR loss, backward, Adam) and its peak memory.
 
-    The model is copied to ``device`` (the caller's model is left untouched).
-
     Args:
-        model: A waveform model (batch, time) -> (batch, n_src, time).
+        model: A waveform model (batch, time) -> (batch, n_src, time); copied, not changed.
         sample_rate: Sample rate in Hz.
         batch_size: Items per step.
         seconds: Duration of each item.
         device: Where to run (``"cuda"``; ``"cpu"`` works for testing, without memory figures).
-        dtype: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass and loss).
-        repeats: Timed steps.
+        dtype: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the loss is computed in
+            float32 outside autocast, as the recipes do).
+        repeats: Timed steps (at most).
         warmup: Untimed steps first.
+        prepare: Called once on the copy on ``device`` (e.g. ``masker.compile_block()``).
+        max_seconds: End the timed steps once they have taken this long.
 
     Returns:
         ``TimingStats`` fields (``rtf`` is per second of one item), ``peak_bytes``,
@@ -126,7 +150,8 @@ def train_step_time(
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
     device = torch.device(device)
-    net = copy.deepcopy(model).to(device).train()
+    _autocast(device, dtype)  # refuses an unknown dtype before any work
+    net = _on_device(model, device, prepare).train()
     loss_fn = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     length = int(round(seconds * sample_rate))
@@ -139,16 +164,15 @@ def train_step_time(
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, dtype):
             est = net(mix)
-            loss = loss_fn(est.float(), sources)
+        loss = loss_fn(est.float(), sources)
         loss.backward()
         optimizer.step()
 
-    with _peak_memory(device) as mem:
-        times = _timed(step, device, repeats, warmup)
+    times, peak = _timed(step, device, repeats, warmup, max_seconds)
     stats = summarize(times, seconds).as_dict()
     return {
         **stats,
-        "peak_bytes": mem["peak_bytes"],
+        "peak_bytes": peak,
         "batch_size": batch_size,
         "seconds": seconds,
         "dtype": dtype,

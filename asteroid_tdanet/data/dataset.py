@@ -9,6 +9,11 @@ Short items: with a `segment`, mixtures shorter than it are *dropped*, not zero-
 Asteroid and the TDANet authors do). Padding would train on silent targets, where SI-SNR is
 undefined, and would count the same padded zeros in every epoch; on the benchmarks'
 ``min`` versions it loses few mixtures, and the number and hours dropped are logged.
+
+Speed perturbation of fixed mixtures (``speed_perturb``, training only), as the authors'
+``SpeedAug``: each source is sped up by its own factor drawn from the list, the sources are cut
+to the segment (or, for whole utterances, to the shortest) and the mixture is their sum again
+(plus the noise, unchanged, for noisy tasks).
 """
 
 from __future__ import annotations
@@ -22,55 +27,12 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from . import speed
 from .index import Utterance, read_index, read_meta
-from .layouts import check_split, get_layout
+from .layouts import check_split
+from .registry import get_entry
 
 logger = logging.getLogger(__name__)
-
-_LICENSES = {
-    "librimix": [
-        {
-            "title": "LibriSpeech ASR corpus",
-            "title_link": "http://www.openslr.org/12",
-            "author": "Vassil Panayotov, Guoguo Chen, Daniel Povey, Sanjeev Khudanpur",
-            "author_link": "http://www.openslr.org/12",
-            "license": "CC BY 4.0",
-            "license_link": "https://creativecommons.org/licenses/by/4.0/",
-            "non_commercial": False,
-        }
-    ],
-    "wham": [
-        {
-            "title": "CSR-I (WSJ0) Complete",
-            "title_link": "https://catalog.ldc.upenn.edu/LDC93S6A",
-            "author": "LDC",
-            "author_link": "https://www.ldc.upenn.edu/",
-            "license": "LDC User Agreement for Non-Members",
-            "license_link": "https://catalog.ldc.upenn.edu/license/ldc-non-members-agreement.pdf",
-            "non_commercial": True,
-        }
-    ],
-    "lrs2": [
-        {
-            "title": "The Oxford-BBC Lip Reading Sentences 2 (LRS2) Dataset",
-            "title_link": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-            "author": "BBC, University of Oxford (VGG)",
-            "author_link": "https://www.robots.ox.ac.uk/~vgg/",
-            "license": "BBC non-commercial research use only",
-            "license_link": "https://www.bbc.co.uk/rd/projects/lip-reading-datasets",
-            "non_commercial": True,
-        }
-    ],
-}
-_WHAM_NOISE_LICENSE = {
-    "title": "The WSJ0 Hipster Ambient Mixtures dataset",
-    "title_link": "http://wham.whisper.ai/",
-    "author": "Whisper.ai",
-    "author_link": "https://whisper.ai/",
-    "license": "CC BY-NC 4.0",
-    "license_link": "https://creativecommons.org/licenses/by-nc/4.0/",
-    "non_commercial": True,
-}
 
 
 class SeparationDataset(Dataset):
@@ -88,6 +50,8 @@ class SeparationDataset(Dataset):
         dataset_name: Name stored in `get_infos` (model cards).
         task: Task name stored in `get_infos`.
         licenses: Licence dicts stored in `get_infos`.
+        speed_perturb: Speed factors drawn uniformly per source, then the mixture is re-made
+            from the perturbed sources (None: the files as they are).
 
     Items:
         ``(mixture, sources)``: float32 tensors of shape ``(time,)`` and ``(n_src, time)``;
@@ -106,6 +70,7 @@ class SeparationDataset(Dataset):
         dataset_name: str = "",
         task: str = "sep_clean",
         licenses: list[dict] | None = None,
+        speed_perturb: list[float] | None = None,
     ):
         if segment is not None and segment <= 0:
             raise ValueError(f"segment must be > 0 seconds or None, not {segment}")
@@ -123,10 +88,13 @@ class SeparationDataset(Dataset):
         self.dataset_name = dataset_name
         self.task = task
         self.licenses = list(licenses or [])
+        self.speeds = speed.check_factors(speed_perturb) if speed_perturb else None
         self.n_dropped = 0
         if self.seg_len is not None:
-            kept = [u for u in utterances if u.length >= self.seg_len]
-            dropped = [u for u in utterances if u.length < self.seg_len]
+            # With speed perturbation, a crop reads more samples than it returns.
+            need = max(speed.input_length(self.seg_len, f) for f in self.speeds or (1.0,))
+            kept = [u for u in utterances if u.length >= need]
+            dropped = [u for u in utterances if u.length < need]
             self.n_dropped = len(dropped)
             if dropped:
                 logger.info(
@@ -148,10 +116,10 @@ class SeparationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def _window(self, idx: int, length: int) -> tuple[int, int | None]:
-        if self.seg_len is None:
+    def _window(self, idx: int, length: int, seg_len: int | None) -> tuple[int, int | None]:
+        if seg_len is None:
             return 0, None
-        span = length - self.seg_len
+        span = length - seg_len
         if span <= 0:
             start = 0
         elif self.random_crop:
@@ -161,7 +129,7 @@ class SeparationDataset(Dataset):
             # Fixed per item and independent of process/worker: a hash of its id.
             key = zlib.crc32(self.utterances[idx].id.encode("utf-8"))
             start = int(np.random.default_rng(key).integers(0, span + 1))
-        return start, start + self.seg_len
+        return start, start + seg_len
 
     def _read(self, path: str, start: int, stop: int | None) -> np.ndarray:
         try:
@@ -176,22 +144,61 @@ class SeparationDataset(Dataset):
 
     def __getitem__(self, idx: int):
         u = self.utterances[idx]
-        start, stop = self._window(idx, u.length)
-        mixture = self._read(u.mixture, start, stop)
-        sources = []
-        for path in u.sources:
-            source = self._read(path, start, stop)
-            if len(source) != len(mixture):
-                raise ValueError(
-                    f"{path} gives {len(source)} samples where its mixture {u.mixture} gives "
-                    f"{len(mixture)}"
-                )
-            sources.append(source)
+        if self.speeds is not None:
+            mixture, sources = self._perturbed(u, idx)
+        else:
+            start, stop = self._window(idx, u.length, self.seg_len)
+            mixture = self._read(u.mixture, start, stop)
+            sources = np.stack(
+                [self._read_source(path, u, start, stop, len(mixture)) for path in u.sources]
+            )
         mixture_t = torch.from_numpy(mixture)
-        sources_t = torch.from_numpy(np.stack(sources))
+        sources_t = torch.from_numpy(sources)
         if self.return_id:
             return mixture_t, sources_t, u.id
         return mixture_t, sources_t
+
+    def _read_source(self, path: str, u: Utterance, start: int, stop: int | None, n: int):
+        source = self._read(path, start, stop)
+        if len(source) != n:
+            raise ValueError(
+                f"{path} gives {len(source)} samples where its mixture {u.mixture} gives {n}"
+            )
+        return source
+
+    def _perturbed(self, u: Utterance, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        # torch's generator, as for the crops: seeded per DataLoader worker by Lightning.
+        picks = torch.randint(0, len(self.speeds), (len(u.sources),)).tolist()
+        factors = [self.speeds[k] for k in picks]
+        if self.seg_len is None:
+            sources = [
+                speed.perturb(self._read(path, 0, None).astype(np.float64), f)
+                for path, f in zip(u.sources, factors, strict=True)
+            ]
+            length = min(len(s) for s in sources)
+            start = 0
+        else:
+            windows = [speed.input_length(self.seg_len, f) for f in factors]
+            start, _ = self._window(idx, u.length, max(windows))
+            sources = [
+                speed.perturb_crop(
+                    self._read_source(path, u, start, start + n, n).astype(np.float64),
+                    f,
+                    self.seg_len,
+                )
+                for path, f, n in zip(u.sources, factors, windows, strict=True)
+            ]
+            length = self.seg_len
+        stacked = np.stack([s[:length] for s in sources])
+        mixture = stacked.sum(axis=0)
+        if self.task == "sep_noisy":
+            if u.noise is None:
+                raise ValueError(
+                    f"speed perturbation of the noisy mixture {u.mixture} needs its noise file, "
+                    "which the prepared index does not list"
+                )
+            mixture = mixture + self._read(u.noise, start, start + length)
+        return mixture.astype(np.float32), stacked.astype(np.float32)
 
     def get_infos(self) -> dict:
         """Data set, task and licences, as Asteroid's datasets give them for model cards."""
@@ -199,7 +206,7 @@ class SeparationDataset(Dataset):
 
 
 def make_dataset(
-    fmt: str,
+    name: str,
     data_dir: str | Path,
     split: str,
     *,
@@ -208,11 +215,12 @@ def make_dataset(
     segment: float | None = None,
     task: str = "sep_clean",
     return_id: bool = False,
+    speed_perturb: list[float] | None = None,
 ) -> SeparationDataset:
     """The dataset of one prepared split.
 
     Args:
-        fmt: "librimix", "wham" or "lrs2" (see `FORMATS`).
+        name: Registered data set name (`asteroid_tdanet.data.registry.NAMES`).
         data_dir: The ``--out`` folder of the prepare step (holds ``train/``, ``valid/``...).
         split: "train", "valid" or "test".
         sample_rate: Expected sample rate in Hz; every file read is checked against it.
@@ -221,24 +229,28 @@ def make_dataset(
             shorter mixtures are dropped. None returns whole utterances.
         task: "sep_clean" or "sep_noisy" (not for LRS2-2Mix).
         return_id: Items also carry the utterance id (str).
+        speed_perturb: Speed factors per source for the "train" split (module docstring).
 
     Returns:
         A `SeparationDataset` whose items are ``(mixture (time,), sources (n_src, time))``.
 
     Raises:
-        ValueError: unknown format/split/task, or a data dir prepared for another format or
-            sample rate.
+        ValueError: unknown data set/split/task, or a data dir prepared for another data set or
+            sample rate, or speed perturbation asked for a split other than "train".
         asteroid_tdanet.data.index.PreparedIndexError: missing or inconsistent index files.
     """
-    layout = get_layout(fmt)
+    entry = get_entry(name)
     check_split(split)
-    layout.check_task(task)
+    entry.layout.check_task(task, entry.title)
+    if speed_perturb and split != "train":
+        raise ValueError(f"speed perturbation is for training only, not the {split!r} split")
     data_dir = Path(data_dir)
     meta = read_meta(data_dir)
     if meta is not None:
-        if meta.get("format") != layout.name:
+        if meta.get("format") != entry.name:
             raise ValueError(
-                f"{data_dir} was prepared for format {meta.get('format')!r}, not {fmt!r}"
+                f"{data_dir} was prepared for data set {meta.get('format')!r}, not {name!r}: "
+                f"re-run the prepare step (local/prepare.py --dataset {name})"
             )
         if int(meta.get("sample_rate", sample_rate)) != int(sample_rate):
             raise ValueError(
@@ -246,10 +258,7 @@ def make_dataset(
                 f"{sample_rate} was asked: re-run the prepare step with --sample_rate "
                 f"{sample_rate} or fix the config"
             )
-    utterances = read_index(layout, data_dir / split, task, n_src)
-    licenses = list(_LICENSES[layout.name])
-    if task == "sep_noisy":
-        licenses.append(_WHAM_NOISE_LICENSE)
+    utterances = read_index(entry.layout, data_dir / split, task, n_src)
     return SeparationDataset(
         utterances,
         sample_rate=sample_rate,
@@ -257,7 +266,8 @@ def make_dataset(
         segment=segment,
         random_crop=split == "train",
         return_id=return_id,
-        dataset_name=layout.dataset_name,
+        dataset_name=entry.title,
         task=task,
-        licenses=licenses,
+        licenses=entry.license_dicts(task),
+        speed_perturb=speed_perturb,
     )

@@ -103,7 +103,7 @@ def read_index(layout: Layout, split_dir: Path, task: str, n_src: int) -> list[U
     if not split_dir.is_dir():
         raise PreparedIndexError(
             f"prepared split folder {split_dir} does not exist: run the prepare step "
-            f"(local/prepare_{layout.name}.py) first"
+            "(stage 1, local/prepare.py) first"
         )
     role = layout.mixture_index_name(task)
     if layout.index == "csv":
@@ -155,7 +155,9 @@ def read_librimix_csv(path: Path, n_src: int, *, require_noise: bool = False) ->
 
 def _load_json_list(path: Path) -> list:
     if not path.is_file():
-        raise PreparedIndexError(f"index file {path} is missing")
+        raise PreparedIndexError(
+            f"index file {path} is missing: re-run the prepare step (stage 1, local/prepare.py)"
+        )
     with open(path, encoding="utf-8") as f:
         items = json.load(f)
     if not isinstance(items, list) or any(

@@ -1,4 +1,7 @@
-"""Where each benchmark keeps its audio: one `Layout` per data set, the only per-dataset facts.
+"""How a benchmark lays out its audio on disk: folders, split names, sample rates, index style.
+
+A `Layout` holds only on-disk facts; everything else about a data set (names, licences, level
+rules, scripts) is in its registry entry (`asteroid_tdanet.data.registry`), which owns one.
 
 Real trees (as the generation scripts write them):
 
@@ -9,12 +12,13 @@ Real trees (as the generation scripts write them):
 
 Prepared indexes (what `asteroid_tdanet.data.prepare` writes and `make_dataset` reads) go to
 ``DATA_DIR/{train,valid,test}/``: LibriMix CSVs as `asteroid.data.LibriMix` reads them, and
-per-folder JSON lists of ``[path, length]`` as `asteroid.data.WhamDataset` reads them.
+per-folder JSON lists of ``[path, length]`` named after the folders (``mix_both.json``,
+``s1.json``...), as `asteroid.data.WhamDataset` and the TDANet authors' loaders read them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("train", "valid", "test")
@@ -26,46 +30,46 @@ class Layout:
     """How one data set lays out its splits and folders on disk.
 
     Args:
-        name: Format name used by `make_dataset` ("librimix", "wham", "lrs2").
-        dataset_name: Human name stored in model cards ("LibriMix", "WHAM!", "LRS2-2Mix").
-        index: "csv" (LibriMix metadata CSVs) or "json" (WHAM-style per-folder JSON lists).
+        index: "csv" (LibriMix metadata CSVs) or "json" (per-folder JSON lists).
         default_sample_rate: Sample rate of the benchmark as published.
         sample_rates: Sample rates the tree may hold (one ``wav{k}k`` folder each).
         split_dirs: Our split name -> the data set's split folder name.
-        mixture_dirs: Task -> folder holding the mixtures for that task.
-        index_names: Task -> name of the mixture index (JSON file stem / CSV suffix), chosen so
-            that Asteroid's own dataset classes find it.
+        mixture_dirs: Task -> folder holding the mixtures for that task; the JSON index of the
+            mixtures is named after it (``mix.json`` for LRS2-2Mix, as the authors' loader).
+        top: The data set's own top folder under the download root, ``{n_src}`` filled in
+            (``Libri{n_src}Mix``, ``lrs2_rebuild``); "" when the root holds ``wav8k/`` itself.
+        audio_dir: Folder between the top folder and ``wav{k}k`` ("audio" for LRS2-2Mix).
+        csv_metadata: LibriMix's metadata CSVs sit beside the splits (``.../min/metadata``).
     """
 
-    name: str
-    dataset_name: str
     index: str
     default_sample_rate: int
     sample_rates: tuple[int, ...]
     split_dirs: dict[str, str]
     mixture_dirs: dict[str, str]
-    index_names: dict[str, str] = field(default_factory=dict)
+    top: str = ""
+    audio_dir: str = ""
+    csv_metadata: bool = False
 
     @property
     def tasks(self) -> tuple[str, ...]:
         return tuple(self.mixture_dirs)
 
-    def check_task(self, task: str) -> None:
+    def check_task(self, task: str, title: str = "this data set") -> None:
         if task not in self.mixture_dirs:
             raise ValueError(
-                f"task {task!r} is not available for {self.dataset_name}; "
-                f"choose one of {list(self.tasks)}"
+                f"task {task!r} is not available for {title}; choose one of {list(self.tasks)}"
             )
 
-    def check_sample_rate(self, sample_rate: int) -> None:
+    def check_sample_rate(self, sample_rate: int, title: str = "this data set") -> None:
         if sample_rate not in self.sample_rates:
             raise ValueError(
-                f"{self.dataset_name} exists at {list(self.sample_rates)} Hz, not {sample_rate} Hz"
+                f"{title} exists at {list(self.sample_rates)} Hz, not {sample_rate} Hz"
             )
 
     def mixture_index_name(self, task: str) -> str:
         self.check_task(task)
-        return self.index_names.get(task, self.mixture_dirs[task])
+        return self.mixture_dirs[task]
 
     def data_root(self, root: Path, sample_rate: int, mode: str, n_src: int = 2) -> Path:
         """Folder holding the split folders, e.g. ``ROOT/Libri2Mix/wav8k/min``.
@@ -73,17 +77,13 @@ class Layout:
         `root` may be the download root (as given to the download step) or the data set's own
         top folder (``Libri2Mix``, ``lrs2_rebuild``), whichever the user points at.
         """
-        root = Path(root)
-        rate_dir = f"wav{sample_rate // 1000}k"
-        if self.name == "librimix":
-            top = f"Libri{n_src}Mix"
-            base = root if root.name == top else root / top
-        elif self.name == "lrs2":
-            base = root if root.name == "lrs2_rebuild" else root / "lrs2_rebuild"
-            base = base / "audio"
-        else:
-            base = root
-        return base / rate_dir / mode
+        base = Path(root)
+        top = self.top.format(n_src=n_src)
+        if top and base.name != top:
+            base = base / top
+        if self.audio_dir:
+            base = base / self.audio_dir
+        return base / f"wav{sample_rate // 1000}k" / mode
 
     def split_dir(
         self, root: Path, split: str, sample_rate: int, mode: str, n_src: int = 2
@@ -100,45 +100,37 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
 
 
-LAYOUTS: dict[str, Layout] = {
-    "librimix": Layout(
-        name="librimix",
-        dataset_name="LibriMix",
-        index="csv",
-        default_sample_rate=8000,
-        sample_rates=(8000, 16000),
-        split_dirs={"train": "train-100", "valid": "dev", "test": "test"},
-        mixture_dirs={"sep_clean": "mix_clean", "sep_noisy": "mix_both"},
-    ),
-    "wham": Layout(
-        name="wham",
-        dataset_name="WHAM!",
-        index="json",
-        default_sample_rate=8000,
-        sample_rates=(8000, 16000),
-        split_dirs={"train": "tr", "valid": "cv", "test": "tt"},
-        mixture_dirs={"sep_clean": "mix_clean", "sep_noisy": "mix_both"},
-    ),
-    "lrs2": Layout(
-        name="lrs2",
-        dataset_name="LRS2-2Mix",
-        index="json",
-        default_sample_rate=16000,
-        sample_rates=(16000,),
-        split_dirs={"train": "tr", "valid": "cv", "test": "tt"},
-        mixture_dirs={"sep_clean": "mix"},
-        # The mixtures sit in "mix/", but Asteroid's WhamDataset(task="sep_clean") reads
-        # mix_clean.json: name the index by the mixture's role so that class works too.
-        index_names={"sep_clean": "mix_clean"},
-    ),
-}
+LIBRIMIX_LAYOUT = Layout(
+    index="csv",
+    default_sample_rate=8000,
+    sample_rates=(8000, 16000),
+    split_dirs={"train": "train-100", "valid": "dev", "test": "test"},
+    mixture_dirs={"sep_clean": "mix_clean", "sep_noisy": "mix_both"},
+    top="Libri{n_src}Mix",
+    csv_metadata=True,
+)
 
-FORMATS = tuple(LAYOUTS)
+WHAM_LAYOUT = Layout(
+    index="json",
+    default_sample_rate=8000,
+    sample_rates=(8000, 16000),
+    split_dirs={"train": "tr", "valid": "cv", "test": "tt"},
+    mixture_dirs={"sep_clean": "mix_clean", "sep_noisy": "mix_both"},
+)
+
+LRS2_2MIX_LAYOUT = Layout(
+    index="json",
+    default_sample_rate=16000,
+    sample_rates=(16000,),
+    split_dirs={"train": "tr", "valid": "cv", "test": "tt"},
+    mixture_dirs={"sep_clean": "mix"},
+    top="lrs2_rebuild",
+    audio_dir="audio",
+)
 
 
-def get_layout(fmt: str) -> Layout:
-    """The `Layout` of format `fmt` (one of `FORMATS`)."""
-    try:
-        return LAYOUTS[fmt]
-    except KeyError:
-        raise ValueError(f"unknown data format {fmt!r}; choose one of {list(FORMATS)}") from None
+def get_layout(name: str) -> Layout:
+    """The `Layout` of registered data set `name` (see `asteroid_tdanet.data.registry`)."""
+    from .registry import get_entry
+
+    return get_entry(name).layout

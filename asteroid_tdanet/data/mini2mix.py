@@ -245,7 +245,8 @@ def _snr_db(signal: np.ndarray, rest: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(signal**2) / max(np.sum(rest**2), 1e-20)))
 
 
-def _sources_digest(sources_dir: Path) -> str:
+def sources_digest(sources_dir: Path) -> str:
+    """SHA-256 of a sources folder's index files (what a build records)."""
     digest = hashlib.sha256()
     for name in ("speakers.tsv", "utterances.tsv"):
         digest.update((sources_dir / name).read_bytes())
@@ -335,7 +336,9 @@ def _is_complete(top: Path, params: dict) -> bool:
     stamp = top / "metadata" / STAMP_NAME
     if not stamp.is_file():
         return False
-    if json.loads(stamp.read_text(encoding="utf-8")) != params:
+    recorded = json.loads(stamp.read_text(encoding="utf-8"))
+    recorded.pop("sources_dir", None)  # where the sources were: not a build parameter
+    if recorded != params:
         raise FileExistsError(
             f"{top} holds a mini2mix build with other parameters ({stamp}); "
             "pass force=True (--force) to rebuild it, or choose another output root"
@@ -404,7 +407,7 @@ def build_mini2mix(
     _check_sources_dir(sources_dir)
     params = {
         "format": FORMAT_VERSION,
-        "sources_sha256": _sources_digest(sources_dir),
+        "sources_sha256": sources_digest(sources_dir),
         "sizes": sizes,
         "sample_rate": sample_rate,
         "seed": seed,
@@ -438,8 +441,10 @@ def build_mini2mix(
         renormalized[split] = _build_split(
             split, by_split[split], sizes[split], sample_rate, seed, stage, top, progress
         )
+    # The sources folder is recorded too: dynamic mixing reads the whole utterances from it.
+    stamp = {**params, "sources_dir": str(sources_dir)}
     (stage / "metadata" / STAMP_NAME).write_text(
-        json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     if top.exists():
         shutil.rmtree(top)  # ours (stamp checked above), being rebuilt

@@ -6,7 +6,7 @@ sample rate, and the sources are as long as their mixture (headers only, via
 error that names the first bad file and how many are bad; an empty split names the folder it
 looked in. Nothing is written unless all splits are good.
 
-Entry points: ``local/prepare_{librimix,wham,lrs2_2mix}.py`` call `main` with their format.
+Entry point: ``local/prepare.py --dataset <name>`` (any registered data set) calls `main`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from .index import PreparedIndexError, Utterance, read_librimix_csv, write_index, write_meta
-from .layouts import SPLITS, Layout, get_layout
+from .layouts import SPLITS, Layout
+from .registry import NAMES, get_entry
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class DataPreparationError(ValueError):
 
 
 def prepare(
-    fmt: str,
+    name: str,
     root: str | Path,
     out_dir: str | Path,
     *,
@@ -42,14 +43,14 @@ def prepare(
     n_src: int = 2,
     progress: bool = True,
 ) -> dict:
-    """Check the tree of data set `fmt` under `root` and write its index under `out_dir`.
+    """Check the tree of data set `name` under `root` and write its index under `out_dir`.
 
     Args:
-        fmt: "librimix", "wham" or "lrs2".
+        name: Registered data set name (`asteroid_tdanet.data.registry.NAMES`).
         root: Download root (``--root`` of the download step) or the data set's top folder.
         out_dir: Where ``train/``, ``valid/``, ``test/`` and ``dataset.json`` are written.
         sample_rate: Expected sample rate in Hz; selects the ``wav{k}k`` folder. Defaults to
-            the benchmark's (8000 for LibriMix and WHAM!, 16000 for LRS2-2Mix).
+            the data set's (8000 for LibriMix and WHAM!, 16000 for LRS2-2Mix).
         mode: "min" or "max" (LibriMix/WHAM! truncation style folder).
         task: "sep_clean" (mixture of the clean sources) or "sep_noisy" (with noise).
         n_src: Number of sources.
@@ -61,10 +62,11 @@ def prepare(
     Raises:
         DataPreparationError: missing tree, empty split or bad files (named in the message).
     """
-    layout = get_layout(fmt)
+    entry = get_entry(name)
+    layout = entry.layout
     sample_rate = int(sample_rate or layout.default_sample_rate)
-    layout.check_task(task)
-    layout.check_sample_rate(sample_rate)
+    layout.check_task(task, entry.title)
+    layout.check_sample_rate(sample_rate, entry.title)
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
     if n_src < 1:
@@ -73,8 +75,8 @@ def prepare(
     data_root = layout.data_root(root, sample_rate, mode, n_src)
     if not data_root.is_dir():
         raise DataPreparationError(
-            f"{layout.dataset_name} not found under {root}: expected the folder {data_root}. "
-            f"Is --root right, and did the download step (local/download_*.sh) finish?"
+            f"{entry.title} not found under {root}: expected the folder {data_root}. "
+            f"Is --root right, and did the download step ({entry.download_script}) finish?"
         )
     start = time.time()
     collected = {}
@@ -83,7 +85,7 @@ def prepare(
         utterances, origin = collect_split(layout, split_dir, task=task, n_src=n_src)
         if not utterances:
             raise DataPreparationError(
-                f"split '{split}' of {layout.dataset_name} is empty: no mixtures found in {origin}"
+                f"split '{split}' of {entry.title} is empty: no mixtures found in {origin}"
             )
         logger.info("%s: %d mixtures listed in %s", split, len(utterances), origin)
         utterances, problems = check_utterances(
@@ -106,8 +108,8 @@ def prepare(
         counts[split] = len(utterances)
         hours[split] = round(sum(u.length for u in utterances) / sample_rate / 3600, 3)
     meta = {
-        "format": layout.name,
-        "dataset": layout.dataset_name,
+        "format": entry.name,
+        "dataset": entry.title,
         "task": task,
         "sample_rate": sample_rate,
         "mode": mode,
@@ -119,7 +121,7 @@ def prepare(
     write_meta(out_dir, meta)
     logger.info(
         "prepared %s in %s (%.1f s): %s",
-        layout.dataset_name,
+        entry.title,
         out_dir,
         time.time() - start,
         ", ".join(f"{s} {counts[s]} ({hours[s]} h)" for s in counts),
@@ -142,7 +144,7 @@ def collect_split(
     """
     mixture_dir = layout.mixture_dirs[task]
     noisy = task == "sep_noisy"
-    if layout.name == "librimix":
+    if layout.csv_metadata:
         csv_path = split_dir.parent / "metadata" / f"mixture_{split_dir.name}_{mixture_dir}.csv"
         if csv_path.is_file():
             return _from_librimix_csv(csv_path, split_dir, n_src, noisy), str(csv_path)
@@ -242,23 +244,29 @@ def check_utterances(
     return checked, problems
 
 
-def main(argv: list[str] | None, fmt: str) -> int:
-    """Command line of ``local/prepare_<name>.py`` for format `fmt`; returns the exit code."""
-    layout = get_layout(fmt)
+def main(argv: list[str] | None, name: str | None = None) -> int:
+    """Command line of ``local/prepare.py``; returns the exit code.
+
+    Args:
+        argv: Arguments (``--dataset NAME --root ROOT --out DATA_DIR ...``).
+        name: Data set to prepare; None reads it from ``--dataset``.
+    """
     parser = argparse.ArgumentParser(
-        description=f"Stage 1: index {layout.dataset_name} under ROOT into "
+        description="Stage 1: index a downloaded data set under ROOT into "
         "OUT/{train,valid,test}/ after checking every file.",
     )
+    if name is None:
+        parser.add_argument("--dataset", required=True, choices=list(NAMES))
     parser.add_argument("--root", required=True, help="download root (see local/download_*.sh)")
     parser.add_argument("--out", required=True, help="data dir to write the index into")
     parser.add_argument(
         "--sample_rate",
         type=int,
-        default=layout.default_sample_rate,
-        help=f"expected sample rate in Hz (default {layout.default_sample_rate})",
+        default=None,
+        help="expected sample rate in Hz (default: the data set's, 8000 or 16000)",
     )
     parser.add_argument("--mode", default="min", choices=["min", "max"])
-    parser.add_argument("--task", default="sep_clean", choices=list(layout.tasks))
+    parser.add_argument("--task", default="sep_clean", choices=["sep_clean", "sep_noisy"])
     parser.add_argument("--n_src", type=int, default=2)
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -271,7 +279,7 @@ def main(argv: list[str] | None, fmt: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         prepare(
-            fmt,
+            name or args.dataset,
             args.root,
             args.out,
             sample_rate=args.sample_rate,

@@ -4,8 +4,9 @@ A conf has seven sections; every key is required, so the file shows every value 
 (nothing is filled in or overridden behind the user's back)::
 
     data:                      # what asteroid_tdanet.data.make_dataset reads
-      format: librimix         # librimix | wham | lrs2
-      task: sep_clean          # librimix/wham task name (lrs2: sep_clean)
+      format: librimix         # the data set's registry name: librimix | wham | lrs2_2mix |
+                               # mini2mix (asteroid_tdanet/data/registry.py)
+      task: sep_clean          # sep_clean | sep_noisy (librimix, wham)
       sample_rate: 8000        # Hz
       n_src: 2
       segment: 3.0             # training crop in seconds (null = whole utterances, batch_size 1)
@@ -14,6 +15,14 @@ A conf has seven sections; every key is required, so the file shows every value 
                                # x training.accumulate_grad_batches
       valid_batch_size: 1
       num_workers: 4           # DataLoader worker processes per training process
+      dynamic_mixing: false    # true: every training item is a new mixture of the training
+                               # split's speakers, with the data set's level rules
+                               # (asteroid_tdanet/data/dynamic_mixing.py); valid/test stay fixed
+      mixtures_per_epoch: null # dynamic mixing: items per epoch (null: as many as the fixed
+                               # training set); must be null without dynamic mixing
+      speed_perturb: null      # speed factors drawn per source before mixing, e.g.
+                               # [0.95, 1.0, 1.05] as SpeechBrain / the authors' SpeedAug
+                               # (null: off); with fixed mixtures, they are re-mixed
     model:
       name: TDANet             # any name asteroid.models.get knows (TDANet, TDANetLarge,
                                # ConvTasNet, Sepformer)
@@ -63,6 +72,8 @@ from typing import Any
 
 import yaml
 
+from asteroid_tdanet.data.registry import NAMES as DATA_SETS
+
 NONE_WORDS = ("null", "none", "~")
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -83,7 +94,7 @@ class Field:
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "data": {
-        "format": Field(str, choices=("librimix", "wham", "lrs2")),
+        "format": Field(str, choices=DATA_SETS),
         "task": Field(str),
         "sample_rate": Field(int),
         "n_src": Field(int),
@@ -92,6 +103,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch_size": Field(int),
         "valid_batch_size": Field(int),
         "num_workers": Field(int),
+        "dynamic_mixing": Field(bool),
+        "mixtures_per_epoch": Field(int, nullable=True),
+        "speed_perturb": Field(list, nullable=True),
     },
     "model": {"name": Field(str), "args": Field(dict)},
     "training": {
@@ -232,6 +246,7 @@ def _check_consistency(conf: dict[str, Any], source: str) -> None:
         )
     if data["num_workers"] < 0:
         raise ConfigError(f"{source}: data.num_workers must be >= 0")
+    _check_augmentation(data, source)
     if training["epochs"] < 1 or training["accumulate_grad_batches"] < 1:
         raise ConfigError(f"{source}: training.epochs and accumulate_grad_batches must be >= 1")
     if training["max_minutes"] is not None and training["max_minutes"] <= 0:
@@ -254,6 +269,33 @@ def _check_consistency(conf: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"{source}: model.args must not set {clash}: they come from the data section"
         )
+
+
+def _check_augmentation(data: dict[str, Any], source: str) -> None:
+    """Dynamic mixing and speed perturbation keys (see the module docstring)."""
+    from asteroid_tdanet.data.speed import check_factors
+
+    if data["dynamic_mixing"]:
+        if data["segment"] is None:
+            raise ConfigError(
+                f"{source}: data.dynamic_mixing draws crops of data.segment seconds: set "
+                "data.segment (it is null)"
+            )
+        if data["mixtures_per_epoch"] is not None and data["mixtures_per_epoch"] < 1:
+            raise ConfigError(f"{source}: data.mixtures_per_epoch must be >= 1 or null")
+    elif data["mixtures_per_epoch"] is not None:
+        raise ConfigError(
+            f"{source}: data.mixtures_per_epoch is only for data.dynamic_mixing: true "
+            f"(fixed mixtures: one epoch is the training set); set it to null"
+        )
+    if data["speed_perturb"] is not None:
+        factors = data["speed_perturb"]
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) for f in factors):
+            raise ConfigError(f"{source}: data.speed_perturb must be a list of numbers: {factors}")
+        try:
+            data["speed_perturb"] = list(check_factors(factors))
+        except ValueError as err:
+            raise ConfigError(f"{source}: data.speed_perturb: {err}") from None
 
 
 def load_conf(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -326,7 +368,8 @@ def parse_text(key: str, text: str, field: Field) -> Any:
         elif field.type in (list, dict):
             value = yaml.safe_load(text)
             if field.type is list and isinstance(value, str):
-                value = [item.strip() for item in value.split(",") if item.strip()]
+                # "a,b" or "0.95,1.05": items typed as YAML would type them
+                value = [yaml.safe_load(item.strip()) for item in value.split(",") if item.strip()]
             if not isinstance(value, field.type):
                 raise ValueError(text)
         else:

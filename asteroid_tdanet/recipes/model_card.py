@@ -15,11 +15,12 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from asteroid_tdanet.data.registry import get_entry
 
 # Licence entries in the fields Asteroid's publisher reads (make_license_notice).
 LICENSE_FIELDS = (
@@ -56,98 +57,22 @@ TDANET_MODELS = ("TDANet", "TDANetLarge")
 PUBLISHED_FILE = "pytorch_model.bin"
 HUB_USER_PLACEHOLDER = "<hf-user>"
 
-# What each recipe's data are, and under which terms its audio may be used.
-DATASETS: dict[str, dict[str, Any]] = {
-    "librimix": {
-        "name": "Libri2Mix",
-        "hf_id": "Libri2Mix",
-        "url": "https://github.com/JorisCos/LibriMix",
-        "licenses": [
-            {
-                "title": "LibriSpeech ASR corpus",
-                "author": "Vassil Panayotov",
-                "license": "CC BY 4.0",
-                "license_url": "https://creativecommons.org/licenses/by/4.0/",
-                "non_commercial": False,
-            },
-        ],
-    },
-    "wham": {
-        "name": "WHAM!",
-        "hf_id": "wham",
-        "url": "http://wham.whisper.ai/",
-        "licenses": [
-            {
-                "title": "CSR-I (WSJ0) Complete",
-                "author": "LDC",
-                "license": "LDC User Agreement for Non-Members",
-                "license_url": "https://catalog.ldc.upenn.edu/LDC93S6A",
-                "non_commercial": True,
-            },
-            {
-                "title": "WHAM! noise",
-                "author": "Whisper.ai",
-                "license": "CC BY-NC 4.0",
-                "license_url": "https://creativecommons.org/licenses/by-nc/4.0/",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "lrs2_2mix": {
-        "name": "LRS2-2Mix",
-        "hf_id": "LRS2-2Mix",
-        "url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-        "licenses": [
-            {
-                "title": "LRS2",
-                "author": "BBC / Visual Geometry Group, University of Oxford",
-                "license": "BBC research licence (non-commercial, academic)",
-                "license_url": "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrs2.html",
-                "non_commercial": True,
-            },
-        ],
-    },
-    "mini2mix": {
-        "name": "mini2mix",
-        "hf_id": "mini2mix",
-        "url": "https://github.com/asteroid-team/asteroid",
-        "licenses": [
-            {
-                "title": "mini2mix (synthetic speech built offline by this project)",
-                "author": "asteroid-tdanet",
-                "license": "MIT",
-                "license_url": "https://opensource.org/licenses/MIT",
-                "non_commercial": False,
-            },
-        ],
-    },
-}
 
 HEADLINE = {"si_sdr_imp": "SI-SNRi", "sdr_imp": "SDRi", "stoi": "STOI", "pesq": "PESQ"}
 
 
-def asteroid_license(entry: Mapping[str, Any], homepage: str) -> dict[str, Any]:
-    """A licence entry with exactly Asteroid's fields.
+def publish_licenses(dataset: str, model_name: str, task: str) -> list[dict[str, Any]]:
+    """Licences of a published model: the data set's, TDANet's (for our models), the toolkit's.
 
-    Entries may already have them (the data sets' ``get_infos``), or name the licence page
-    ``license_url`` and have no links for title and author (then ``homepage`` is used).
+    Args:
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
+        model_name: Registered model class name.
+        task: "sep_clean" or "sep_noisy" (adds the noise's licence).
+
+    Returns:
+        Licence dicts with exactly Asteroid's fields (:data:`LICENSE_FIELDS`).
     """
-    title_link = entry.get("title_link") or homepage
-    return {
-        "title": entry["title"],
-        "title_link": title_link,
-        "author": entry["author"],
-        "author_link": entry.get("author_link") or title_link,
-        "license": entry["license"],
-        "license_link": entry.get("license_link") or entry["license_url"],
-        "non_commercial": bool(entry["non_commercial"]),
-    }
-
-
-def publish_licenses(dataset: str, model_name: str) -> list[dict[str, Any]]:
-    """Licences of a published model: the data set's, TDANet's (for our models), the toolkit's."""
-    info = DATASETS[dataset]
-    licenses = [asteroid_license(entry, info["url"]) for entry in info["licenses"]]
+    licenses = get_entry(dataset).license_dicts(task)
     if model_name in TDANET_MODELS:
         licenses.append(dict(TDANET_LICENSE))
     return licenses + [dict(TOOLKIT_LICENSE)]
@@ -161,11 +86,16 @@ def repo_name(model_name: str, dataset_name: str, task: str) -> str:
 
 
 def dataset_infos(dataset: str, task: str) -> dict[str, Any]:
-    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r} (known: {sorted(DATASETS)})")
-    info = DATASETS[dataset]
-    return {"dataset": info["name"], "task": task, "licenses": [dict(x) for x in info["licenses"]]}
+    """``dataset``/``task``/``licenses`` entries for Asteroid's publishable model.
+
+    Args:
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
+        task: "sep_clean" or "sep_noisy" (adds the noise's licence).
+
+    Returns:
+        ``{"dataset": title, "task": task, "licenses": [Asteroid licence dicts]}``.
+    """
+    return get_entry(dataset).infos(task)
 
 
 def model_card(
@@ -185,7 +115,7 @@ def model_card(
     Args:
         repo_name: Name of the model on the hub (see :func:`repo_name`).
         model_name: Registered model class name.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         conf: Training conf.
         metrics: ``final_metrics.json`` contents.
         n_params: Number of parameters.
@@ -193,10 +123,11 @@ def model_card(
         hub_id: ``<user>/<repo>`` shown in the usage section (default: a placeholder user).
         licenses: Licence entries (Asteroid's fields; default :func:`publish_licenses`).
     """
-    info = DATASETS[dataset]
+    entry = get_entry(dataset)
     hub_id = hub_id or f"{HUB_USER_PLACEHOLDER}/{repo_name}"
-    licenses = licenses if licenses is not None else publish_licenses(dataset, model_name)
-    non_commercial = any(lic["non_commercial"] for lic in info["licenses"])
+    task = conf["data"]["task"]
+    licenses = licenses if licenses is not None else publish_licenses(dataset, model_name, task)
+    non_commercial = any(lic["non_commercial"] for lic in entry.license_dicts(task))
     results = [
         {"type": key.replace("_", "-"), "name": label, "value": round(metrics[key]["mean"], 3)}
         for key, label in HEADLINE.items()
@@ -205,7 +136,7 @@ def model_card(
     meta = {
         "library_name": "asteroid",
         "tags": ["asteroid", "audio", "audio-to-audio", "speech-separation", model_name],
-        "datasets": [info["hf_id"]],
+        "datasets": [entry.hf_id],
         "license": "cc-by-nc-4.0" if non_commercial else "cc-by-4.0",
         "pipeline_tag": "audio-to-audio",
         "model-index": [
@@ -215,8 +146,8 @@ def model_card(
                     {
                         "task": {"type": "audio-to-audio", "name": "Speech separation"},
                         "dataset": {
-                            "name": info["name"],
-                            "type": info["hf_id"],
+                            "name": entry.title,
+                            "type": entry.hf_id,
                             "config": conf["data"]["task"],
                         },
                         "metrics": results,
@@ -236,11 +167,11 @@ def model_card(
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
         "---",
         "",
-        f"# {repo_name}: {model_name} trained on {info['name']}",
+        f"# {repo_name}: {model_name} trained on {entry.title}",
         "",
         f"{model_name} ({n_params / 1e6:.2f} M parameters) separating {data['n_src']} speakers "
         f"at {data['sample_rate']} Hz, trained with the `{recipe}` recipe of asteroid-tdanet "
-        f"(task `{data['task']}`). Dataset: {info['name']} ({info['url']}).",
+        f"(task `{data['task']}`). Dataset: {entry.title} ({entry.url}).",
         "",
         "## Use",
         "",
@@ -308,7 +239,7 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None
     Args:
         exp_dir: ``exp/<tag>`` with ``best_model.pth``, ``conf.yml``,
             ``results/final_metrics.json``.
-        dataset: Recipe dataset key (see :data:`DATASETS`).
+        dataset: Registered data set name (`asteroid_tdanet.data.registry`).
         recipe: Recipe path for the card.
         hub_user: Hugging Face user or organisation the card's usage names (default: a
             placeholder to replace).
@@ -328,7 +259,7 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None
     metrics = json.loads(metrics_path.read_text())
     package = load_model_file(exp_dir / "best_model.pth")
     package.update(dataset_infos(dataset, conf["data"]["task"]))
-    package["licenses"] = publish_licenses(dataset, package["model_name"])
+    package["licenses"] = publish_licenses(dataset, package["model_name"], package["task"])
     name = repo_name(package["model_name"], package["dataset"], package["task"])
     hub_id = f"{hub_user or HUB_USER_PLACEHOLDER}/{name}"
     package["infos"]["upload_name"] = hub_id

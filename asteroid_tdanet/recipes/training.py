@@ -206,12 +206,43 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
 
 def make_loaders(conf: dict[str, Any], data_dir: Path, pin_memory: bool):
-    """Train and validation DataLoaders from ``asteroid_tdanet.data.make_dataset``."""
-    from asteroid_tdanet.data import make_dataset
+    """Train and validation DataLoaders of a conf's data section.
+
+    The training set is the fixed training mixtures (``asteroid_tdanet.data.make_dataset``), or
+    with ``data.dynamic_mixing`` new mixtures drawn at every step
+    (``asteroid_tdanet.data.make_dynamic_mixing_dataset``, with its own sampler: reproducible
+    from ``training.seed``, resumable, different on every worker and DDP rank); either may
+    speed-perturb the sources (``data.speed_perturb``). Validation is the fixed official set.
+    """
+    from asteroid_tdanet.data import (
+        DynamicMixingSampler,
+        make_dataset,
+        make_dynamic_mixing_dataset,
+    )
 
     data = conf["data"]
     common = {"sample_rate": data["sample_rate"], "n_src": data["n_src"], "task": data["task"]}
-    train_set = make_dataset(data["format"], data_dir, "train", segment=data["segment"], **common)
+    sampler = None
+    if data["dynamic_mixing"]:
+        train_set = make_dynamic_mixing_dataset(
+            data["format"],
+            data_dir,
+            segment=data["segment"],
+            seed=conf["training"]["seed"],
+            mixtures_per_epoch=data["mixtures_per_epoch"],
+            speed_perturb=data["speed_perturb"],
+            **common,
+        )
+        sampler = DynamicMixingSampler(len(train_set))
+    else:
+        train_set = make_dataset(
+            data["format"],
+            data_dir,
+            "train",
+            segment=data["segment"],
+            speed_perturb=data["speed_perturb"],
+            **common,
+        )
     valid_set = make_dataset(
         data["format"], data_dir, "valid", segment=data["valid_segment"], **common
     )
@@ -230,7 +261,12 @@ def make_loaders(conf: dict[str, Any], data_dir: Path, pin_memory: bool):
         "persistent_workers": workers > 0,
     }
     train_loader = DataLoader(
-        train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True, **loader_kw
+        train_set,
+        batch_size=data["batch_size"],
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        **loader_kw,
     )
     valid_loader = DataLoader(
         valid_set, batch_size=data["valid_batch_size"], shuffle=False, **loader_kw
@@ -439,10 +475,20 @@ def train(
         monitor="val_loss",
         mode="min",
         save_top_k=training["save_top_k"],
-        save_last=True,
         verbose=False,
     )
-    callbacks: list[Any] = [checkpoint]
+    # last.ckpt after every epoch, the resume point. (Lightning's save_last=True writes it only
+    # when a top-k checkpoint was written in that step: an epoch that did not improve val_loss
+    # would then be lost, and a resumed run would repeat it.)
+    last = ModelCheckpoint(
+        dirpath=exp_dir / "checkpoints",
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+        verbose=False,
+    )
+    callbacks: list[Any] = [checkpoint, last]
     if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(train_loader) // 50)))
     if training["early_stop_patience"] is not None:

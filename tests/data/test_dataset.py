@@ -12,10 +12,11 @@ import torch
 from fake_trees import make_librimix_tree, make_lrs2_tree, make_wham_tree
 from torch.utils.data import DataLoader
 
-from asteroid_tdanet.data import FORMATS, PreparedIndexError, make_dataset, prepare
+from asteroid_tdanet.data import NAMES, PreparedIndexError, make_dataset, prepare
 
-BUILDERS = {"librimix": make_librimix_tree, "wham": make_wham_tree, "lrs2": make_lrs2_tree}
-RATES = {"librimix": 8000, "wham": 8000, "lrs2": 16000}
+BUILDERS = {"librimix": make_librimix_tree, "wham": make_wham_tree, "lrs2_2mix": make_lrs2_tree}
+FORMATS = tuple(BUILDERS)
+RATES = {"librimix": 8000, "wham": 8000, "lrs2_2mix": 16000}
 Q = 1.5 / 2**15  # 16-bit quantisation of the fake wavs
 
 
@@ -26,8 +27,9 @@ def _prepared(tmp_path: Path, fmt: str, **tree_kwargs) -> Path:
     return tmp_path / "data"
 
 
-def test_formats():
-    assert FORMATS == ("librimix", "wham", "lrs2")
+def test_every_benchmark_has_a_fake_tree():
+    # mini2mix is built from committed sources (tests/data/test_mini2mix.py).
+    assert set(NAMES) == {*FORMATS, "mini2mix"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -77,8 +79,8 @@ def test_train_segments_are_random_crops_of_the_files(tmp_path):
 
 
 def test_valid_segments_are_fixed(tmp_path):
-    data = _prepared(tmp_path, "lrs2")
-    valid = make_dataset("lrs2", data, "valid", sample_rate=16000, segment=1.0)
+    data = _prepared(tmp_path, "lrs2_2mix")
+    valid = make_dataset("lrs2_2mix", data, "valid", sample_rate=16000, segment=1.0)
     assert len(valid) == 3  # a 1.0 s item fits a 1.0 s segment exactly
     first = [valid[i][0] for i in range(3)]
     again = [valid[i][0] for i in range(3)]
@@ -124,19 +126,21 @@ def test_file_changed_after_prepare_is_named(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    data = _prepared(tmp_path, "lrs2")
-    with pytest.raises(ValueError, match="unknown data format"):
+    data = _prepared(tmp_path, "lrs2_2mix")
+    with pytest.raises(ValueError, match="unknown data set 'timit'"):
         make_dataset("timit", data, "train", sample_rate=16000)
+    with pytest.raises(ValueError, match="unknown data set 'lrs2' \\(renamed 'lrs2_2mix'\\)"):
+        make_dataset("lrs2", data, "train", sample_rate=16000)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
-        make_dataset("lrs2", data, "dev", sample_rate=16000)
-    with pytest.raises(ValueError, match="task 'sep_noisy' is not available"):
-        make_dataset("lrs2", data, "train", sample_rate=16000, task="sep_noisy")
-    with pytest.raises(ValueError, match="prepared for format 'lrs2', not 'wham'"):
+        make_dataset("lrs2_2mix", data, "dev", sample_rate=16000)
+    with pytest.raises(ValueError, match="task 'sep_noisy' is not available for LRS2-2Mix"):
+        make_dataset("lrs2_2mix", data, "train", sample_rate=16000, task="sep_noisy")
+    with pytest.raises(ValueError, match="prepared for data set 'lrs2_2mix', not 'wham'"):
         make_dataset("wham", data, "train", sample_rate=16000)
     with pytest.raises(PreparedIndexError, match="s3.json is missing"):
-        make_dataset("lrs2", data, "train", sample_rate=16000, n_src=3)
+        make_dataset("lrs2_2mix", data, "train", sample_rate=16000, n_src=3)
     with pytest.raises(PreparedIndexError, match="does not exist: run the prepare step"):
-        make_dataset("lrs2", tmp_path / "nowhere", "train", sample_rate=16000)
+        make_dataset("lrs2_2mix", tmp_path / "nowhere", "train", sample_rate=16000)
 
 
 def test_json_lists_out_of_order_are_caught(tmp_path):
@@ -160,7 +164,7 @@ def test_asteroid_classes_read_the_prepared_files(tmp_path):
     # The index files are Asteroid's formats: its own classes load the same audio.
     from asteroid.data import LibriMix, WhamDataset
 
-    for fmt in FORMATS:
+    for fmt in ("librimix", "wham"):
         data = _prepared(tmp_path / fmt, fmt)
         ours = make_dataset(fmt, data, "test", sample_rate=RATES[fmt])
         if fmt == "librimix":
@@ -191,3 +195,18 @@ def test_crops_of_mixture_and_sources_are_the_same_window(tmp_path, split):
             start = next(s for s in starts if np.array_equal(full_mix[s : s + n], mixture))
             for full, source in zip(full_srcs, sources, strict=True):
                 np.testing.assert_array_equal(full[start : start + n], source.numpy())
+
+
+def test_lrs2_2mix_index_is_what_the_authors_loader_reads(tmp_path):
+    # The authors' LRS2Dataset (look2hear/datas/lrs2datamodule.py) reads <split>/mix.json,
+    # s1.json and s2.json, lists of [path, samples] paired by position.
+    data = _prepared(tmp_path, "lrs2_2mix")
+    ours = make_dataset("lrs2_2mix", data, "test", sample_rate=16000)
+    lists = [json.loads((data / "test" / f"{n}.json").read_text()) for n in ("mix", "s1", "s2")]
+    assert len(lists[0]) == len(ours) == 3
+    for i, ((mix, n), (_, n1), (s2, n2)) in enumerate(zip(*lists, strict=True)):
+        assert n == n1 == n2 == sf.info(mix).frames
+        mixture, sources = ours[i]
+        np.testing.assert_array_equal(mixture.numpy(), sf.read(mix, dtype="float32")[0])
+        np.testing.assert_array_equal(sources[1].numpy(), sf.read(s2, dtype="float32")[0])
+    assert not (data / "test" / "mix_clean.json").exists()

@@ -31,7 +31,7 @@ def test_prepare_writes_espnet_folders_that_match_the_index(tmp_path, fmt, build
     root = builder(tmp_path / "raw", n_per_split=3, seconds=0.5, **kwargs)
     data, espnet = tmp_path / "data", tmp_path / "enh1" / "data"
     argv = ["--root", str(root), "--out", str(data), "--task", task, "--no_progress"]
-    assert prepare_main([*argv, "--espnet_dir", str(espnet)], fmt=fmt) == 0
+    assert prepare_main([*argv, "--espnet_dir", str(espnet)], name=fmt) == 0
     assert sorted(p.name for p in espnet.iterdir()) == ["dev", "test", "train"]
     noise = ["noise1.scp"] if task == "sep_noisy" else []
     for split, folder in (("train", "train"), ("valid", "dev"), ("test", "test")):

@@ -11,9 +11,9 @@ from fake_trees import make_librimix_tree, make_lrs2_tree, make_wham_tree
 
 from asteroid_tdanet.data import DataPreparationError, prepare
 
-BUILDERS = {"librimix": make_librimix_tree, "wham": make_wham_tree, "lrs2": make_lrs2_tree}
+BUILDERS = {"librimix": make_librimix_tree, "wham": make_wham_tree, "lrs2_2mix": make_lrs2_tree}
 # Where each builder puts the first file of its "test" split, per folder.
-TEST_SPLIT = {"librimix": "test", "wham": "tt", "lrs2": "tt"}
+TEST_SPLIT = {"librimix": "test", "wham": "tt", "lrs2_2mix": "tt"}
 
 
 def _json(path: Path) -> list:
@@ -26,14 +26,15 @@ def test_prepares_every_split(tmp_path, fmt):
     meta = prepare(fmt, root, tmp_path / "data", progress=False)
     assert meta["counts"] == {"train": 3, "valid": 3, "test": 3}
     assert meta["format"] == fmt and meta["task"] == "sep_clean"
-    assert meta["sample_rate"] == (16000 if fmt == "lrs2" else 8000)
+    assert meta["sample_rate"] == (16000 if fmt == "lrs2_2mix" else 8000)
     assert json.loads((tmp_path / "data" / "dataset.json").read_text()) == meta
     for split in ("train", "valid", "test"):
         files = sorted(p.name for p in (tmp_path / "data" / split).iterdir())
         if fmt == "librimix":
             assert len(files) == 1 and files[0].endswith("_mix_clean.csv")
-        else:
-            assert files == ["mix_clean.json", "s1.json", "s2.json"]
+        else:  # LRS2-2Mix: mix.json, the authors' name (their mixtures sit in mix/)
+            mix = "mix.json" if fmt == "lrs2_2mix" else "mix_clean.json"
+            assert files == sorted([mix, "s1.json", "s2.json"])
 
 
 def test_wham_json_is_asteroid_format(tmp_path):
@@ -69,7 +70,7 @@ def test_librimix_without_metadata_lists_folders(tmp_path):
 
 def test_root_may_be_the_dataset_folder(tmp_path):
     root = make_lrs2_tree(tmp_path / "root", n_per_split=1)
-    meta = prepare("lrs2", root / "lrs2_rebuild", tmp_path / "data", progress=False)
+    meta = prepare("lrs2_2mix", root / "lrs2_rebuild", tmp_path / "data", progress=False)
     assert meta["counts"]["train"] == 1
 
 
@@ -106,7 +107,7 @@ def test_missing_file_is_named(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", list(BUILDERS))
 def test_wrong_sample_rate_is_named(tmp_path, fmt):
     root = BUILDERS[fmt](tmp_path / "root", n_per_split=2, bad="wrong_sample_rate")
-    rate = 16000 if fmt == "lrs2" else 8000
+    rate = 16000 if fmt == "lrs2_2mix" else 8000
     with pytest.raises(DataPreparationError) as err:
         prepare(fmt, root, tmp_path / "data", progress=False)
     assert f"/{TEST_SPLIT[fmt]}/s1/" in str(err.value)
@@ -143,12 +144,12 @@ def test_mismatched_lengths_are_bad(tmp_path):
 
 
 def test_missing_tree_and_bad_arguments(tmp_path):
-    with pytest.raises(DataPreparationError, match="LibriMix not found under"):
+    with pytest.raises(DataPreparationError, match="Libri2Mix not found under .*download_librimix"):
         prepare("librimix", tmp_path, tmp_path / "data")
     root = make_lrs2_tree(tmp_path / "root", n_per_split=1)
     with pytest.raises(ValueError, match="task 'sep_noisy' is not available for LRS2-2Mix"):
-        prepare("lrs2", root, tmp_path / "data", task="sep_noisy")
+        prepare("lrs2_2mix", root, tmp_path / "data", task="sep_noisy")
     with pytest.raises(ValueError, match="LRS2-2Mix exists at \\[16000\\] Hz"):
-        prepare("lrs2", root, tmp_path / "data", sample_rate=8000)
-    with pytest.raises(ValueError, match="unknown data format 'timit'"):
+        prepare("lrs2_2mix", root, tmp_path / "data", sample_rate=8000)
+    with pytest.raises(ValueError, match="unknown data set 'timit'"):
         prepare("timit", root, tmp_path / "data")

@@ -292,7 +292,7 @@ def test_lrs2_download_resumes_extracts_and_prepares(tmp_path):
     assert not (root / "downloads" / "lrs2.tar.gz").exists()  # deleted after extraction
     assert (root / ".tdanet_license_LRS2").exists()
     # The CLI of stage 1 is tested in test_prepare.py; in-process here (no second torch import).
-    assert prepare("lrs2", root, tmp_path / "data", progress=False)["counts"]["test"] == 2
+    assert prepare("lrs2_2mix", root, tmp_path / "data", progress=False)["counts"]["test"] == 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The offline demo recipe (egs/mini2mix/TDANet, what `make demo` runs), end to end.
 
 The first test runs every stage on a very small Mini2Mix with a tiny TDANet for one epoch and
-checks every artefact; the slow test runs the recipe exactly as `make demo` does and checks the
-bar: at most 15 minutes on the 2-core machine and a test SI-SNRi of at least 5 dB.
+checks every artefact (the demo conf trains with dynamic mixing and speed perturbation, so this
+also runs them through the recipe); the slow test runs the recipe exactly as `make demo` does
+and checks the bar: at most 15 minutes on the 2-core machine and a test SI-SNRi of at least
+6.5 dB on the 200 fixed test mixtures of unseen voices. CI runs it (`make test`).
 """
 
 from __future__ import annotations
@@ -100,5 +102,6 @@ def test_demo_recipe_default_meets_the_bar(tmp_path: Path):
     minutes = (time.monotonic() - start) / 60
     final = check_demo_outputs(tmp_path / "exp", out)
     print(f"demo: {minutes:.1f} min, test SI-SNRi {final['si_sdr_imp']['mean']:.2f} dB")
-    assert final["si_sdr_imp"]["mean"] >= 5.0
+    assert final["si_sdr_imp"]["count"] == 200
+    assert final["si_sdr_imp"]["mean"] >= 6.5
     assert minutes <= 15.0

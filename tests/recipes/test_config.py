@@ -181,3 +181,50 @@ def test_dump_and_load_round_trip(tmp_path: Path):
     assert config.conf_diff(conf, apply_overrides(conf, ["--training.epochs", "7"])) == {
         "training.epochs": (1, 7)
     }
+
+
+def test_dynamic_mixing_and_speed_perturbation_keys():
+    conf = validate(tiny_conf())
+    out = apply_overrides(
+        conf,
+        [
+            "--data.dynamic_mixing",
+            "true",
+            "--data.mixtures_per_epoch",
+            "5000",
+            "--data.speed_perturb",
+            "0.95,1,1.05",
+        ],
+    )
+    out = validate(out)
+    assert out["data"]["dynamic_mixing"] is True and out["data"]["mixtures_per_epoch"] == 5000
+    assert out["data"]["speed_perturb"] == [0.95, 1.0, 1.05]
+    assert all(isinstance(f, float) for f in out["data"]["speed_perturb"])
+    assert apply_overrides(conf, ["--data.speed_perturb", "[0.9, 1.1]"])["data"][
+        "speed_perturb"
+    ] == [
+        0.9,
+        1.1,
+    ]
+    assert apply_overrides(conf, ["--data.speed_perturb", "null"])["data"]["speed_perturb"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dynamic_mixing": True, "segment": None}, "dynamic_mixing draws crops of data.segment"),
+        ({"mixtures_per_epoch": 100}, "mixtures_per_epoch is only for data.dynamic_mixing"),
+        ({"dynamic_mixing": True, "mixtures_per_epoch": 0}, "mixtures_per_epoch must be >= 1"),
+        ({"speed_perturb": [0.95, 3.0]}, "speed_perturb: speed factor 3.0 is outside"),
+        ({"speed_perturb": []}, "speed_perturb: speed perturbation needs at least one factor"),
+        ({"speed_perturb": ["fast"]}, "speed_perturb must be a list of numbers"),
+        ({"format": "lrs2"}, "data.format: 'lrs2' is not one of"),
+    ],
+)
+def test_augmentation_errors_name_the_key(changes, message):
+    conf = tiny_conf()
+    conf["data"].update(changes)
+    if conf["data"]["segment"] is None:
+        conf["data"]["batch_size"] = 1
+    with pytest.raises(ConfigError, match=message):
+        validate(conf)

@@ -21,10 +21,10 @@ from toolkit_helpers import (
 )
 
 from asteroid_tdanet import TDANet
+from asteroid_tdanet.data.registry import NAMES
 from asteroid_tdanet.io import load_model, save_model_file
 from asteroid_tdanet.recipes.config import dump_conf, validate
 from asteroid_tdanet.recipes.model_card import (
-    DATASETS,
     LICENSE_FIELDS,
     dataset_infos,
     publish,
@@ -83,16 +83,16 @@ def test_card_metadata_parses_with_huggingface_hub(tmp_path: Path):
 
 
 def test_unknown_dataset_and_missing_metrics_are_named(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown dataset 'timit'"):
+    with pytest.raises(ValueError, match="unknown data set 'timit'"):
         dataset_infos("timit", "sep_clean")
     exp = make_evaluated_exp(tmp_path / "t")
     (exp / "results" / "final_metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="evaluate first"):
         publish(exp, "librimix", "egs/librimix/TDANet")
-    assert set(DATASETS) == {"librimix", "wham", "lrs2_2mix", "mini2mix"}
+    assert set(NAMES) == {"librimix", "wham", "lrs2_2mix", "mini2mix"}
 
 
-@pytest.mark.parametrize("dataset", sorted(DATASETS))
+@pytest.mark.parametrize("dataset", sorted(NAMES))
 def test_licences_in_asteroids_fields_for_data_model_and_toolkit(tmp_path, dataset):
     model = TDANet(n_src=2, sample_rate=8000, **TINY_ARGS["TDANet"])
     out = publish(make_evaluated_exp(tmp_path / "t", model), dataset, "egs/x/TDANet", "me")

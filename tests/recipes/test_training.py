@@ -195,7 +195,7 @@ def test_train_writes_the_experiment_and_resumes(data_dir: Path, tmp_path: Path)
     package = load_model_file(best)  # weights_only=True
     assert package["model_name"] == "ScaledMixture"
     # The training set's get_infos(), as Asteroid's train.py stores them.
-    assert package["dataset"] == "LibriMix" and package["task"] == "sep_clean"
+    assert package["dataset"] == "Libri2Mix" and package["task"] == "sep_clean"
     assert package["licenses"][0]["title_link"] == "http://www.openslr.org/12"
     assert package["infos"]["training"]["conf"]["training"]["epochs"] == 2
     model = load_model(best)
@@ -252,3 +252,48 @@ def test_loss_is_float32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, count = system.common_step(batch, 0)
     assert loss.dtype == torch.float32 and count == 2
+
+
+def dynamic_conf(epochs: int) -> dict:
+    conf = scaled_conf(epochs)
+    conf["data"].update(dynamic_mixing=True, mixtures_per_epoch=4, speed_perturb=[0.95, 1.05])
+    return validate(conf)
+
+
+def test_loaders_of_dynamic_mixing(data_dir: Path):
+    from asteroid_tdanet.data import DynamicMixingDataset, DynamicMixingSampler
+    from asteroid_tdanet.recipes.training import make_loaders
+
+    conf = dynamic_conf(1)
+    conf["data"]["batch_size"] = 2
+    train_loader, valid_loader = make_loaders(conf, data_dir, pin_memory=False)
+    assert isinstance(train_loader.dataset, DynamicMixingDataset)
+    assert isinstance(train_loader.sampler, DynamicMixingSampler)
+    assert len(train_loader) == 2 and train_loader.dataset.speeds == (0.95, 1.05)
+    mixture, sources = next(iter(train_loader))
+    assert mixture.shape == (2, 4000) and sources.shape == (2, 2, 4000)
+    assert len(valid_loader.dataset) == 3  # validation: the fixed mixtures
+    conf["data"].update(dynamic_mixing=False, mixtures_per_epoch=None)
+    train_loader, _ = make_loaders(conf, data_dir, pin_memory=False)
+    assert train_loader.dataset.speeds == (0.95, 1.05)  # fixed mixtures, perturbed and re-mixed
+    mixture, sources = next(iter(train_loader))
+    torch.testing.assert_close(mixture, sources.sum(1))
+
+
+def test_a_resumed_dynamic_mixing_run_ends_where_an_uninterrupted_one_does(
+    data_dir: Path, tmp_path: Path
+):
+    straight = tmp_path / "straight"
+    train(dynamic_conf(epochs=3), data_dir, straight, progress_bar=False)
+    split = tmp_path / "split"
+    train(dynamic_conf(epochs=2), data_dir, split, progress_bar=False)
+    train(dynamic_conf(epochs=3), data_dir, split, resume=True, progress_bar=False)
+    a, b = (
+        torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        for d in (straight, split)
+    )
+    assert a["epoch"] == b["epoch"] == 2
+    # Same mixtures in the same order after the resume: the same weights and losses.
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(value, b["state_dict"][key], rtol=0, atol=0)
+    assert a["history"] == b["history"]

@@ -11,7 +11,6 @@ storage_dir=$PWD/data/raw
 
 exec ../../../local/recipe.sh \
   --dataset mini2mix \
-  --prepare librimix \
   --storage_dir "$storage_dir" \
   --sample_rate 8000 \
   --conf conf/tdanet.yml \

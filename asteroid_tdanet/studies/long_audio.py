@@ -1,0 +1,205 @@
+"""One hour of audio through ``tdanet-separate``: peak memory, wall time, and quality.
+
+``make results-long-audio`` runs this and writes ``results/long_audio.json``:
+
+1. builds a one-hour two-speaker recording at 8 kHz from the demo's test voices
+   (:mod:`.long_recording`, seed 0) in ``--work`` (mix.wav, s1.wav, s2.wav, recording.json);
+2. runs ``tdanet-separate`` on it with the **full-size TDANet** (random weights, seed 0: time and
+   memory do not depend on the weights) and records its peak resident memory and wall time,
+   measured like ``/usr/bin/time -v``;
+3. runs ``tdanet-separate`` on it with a **trained model** (the demo's by default), records the
+   same, and scores the result: SI-SNRi of the chunked separation on the first 60 s against the
+   SI-SNRi of separating those 60 s whole, and SI-SNRi of every minute of the hour.
+
+Example:
+    python -m asteroid_tdanet.studies.long_audio \\
+        --quality-model egs/mini2mix/TDANet/exp/tdanet/best_model.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..inference import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS
+from .chunking import si_snr_improvement
+from .long_recording import DESCRIPTION_NAME, build_long_recording
+from .measure import Measured, run_measured
+
+COMMAND = "make results-long-audio"
+SEGMENT_SECONDS = 60.0
+
+
+def separate_measured(model_file: Path, mix: Path, out_dir: Path, threads: int | None) -> Measured:
+    """``tdanet-separate model_file mix --out-dir out_dir --force``, measured."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    beside = Path(sys.executable).with_name("tdanet-separate")
+    program = str(beside) if beside.is_file() else shutil.which("tdanet-separate")
+    if program is None:
+        raise FileNotFoundError("tdanet-separate is not installed (pip install -e .)")
+    command = [
+        program,
+        str(model_file),
+        str(mix),
+        "--out-dir",
+        str(out_dir),
+        "--force",
+    ]
+    return run_measured(command, env=env)
+
+
+def minute_scores(folder: Path, out_dir: Path, segment_seconds: float) -> list[float]:
+    """SI-SNRi of each whole segment of ``out_dir/mix_est{1,2}.wav``, read block by block."""
+    files = {
+        name: sf.SoundFile(path)
+        for name, path in {
+            "mix": folder / "mix.wav",
+            "s1": folder / "s1.wav",
+            "s2": folder / "s2.wav",
+            "e1": out_dir / "mix_est1.wav",
+            "e2": out_dir / "mix_est2.wav",
+        }.items()
+    }
+    try:
+        segment = round(segment_seconds * files["mix"].samplerate)
+        scores = []
+        while True:
+            block = {k: f.read(segment, dtype="float64") for k, f in files.items()}
+            if len(block["mix"]) < segment:
+                return scores
+            refs = np.stack([block["s1"], block["s2"]])
+            ests = np.stack([block["e1"], block["e2"]])
+            scores.append(si_snr_improvement(block["mix"], refs, ests))
+    finally:
+        for f in files.values():
+            f.close()
+
+
+def whole_first_segment(model_file: Path, folder: Path, segment_seconds: float) -> float:
+    """SI-SNRi of separating the first segment whole (one forward pass)."""
+    from ..cli import load_any_model
+
+    model = load_any_model(str(model_file)).eval()
+    rate = int(model.sample_rate)
+    n = round(segment_seconds * rate)
+    mix = sf.read(folder / "mix.wav", frames=n, dtype="float32")[0]
+    refs = np.stack([sf.read(folder / f"s{k}.wav", frames=n, dtype="float64")[0] for k in (1, 2)])
+    with torch.inference_mode():
+        est = model(torch.from_numpy(mix)[None])[0].double().numpy()
+    return si_snr_improvement(mix.astype(np.float64), refs, est)
+
+
+def prepare_recording(folder: Path, seconds: float, seed: int, rate: int = 8000) -> dict:
+    """Build the recording in ``folder`` unless the same one is already there."""
+    rec = build_long_recording(None, seconds, sample_rate=rate, seed=seed)
+    wanted = rec.description()
+    described = folder / DESCRIPTION_NAME
+    present = all((folder / f"{n}.wav").is_file() for n in ("mix", "s1", "s2"))
+    if present and described.is_file() and json.loads(described.read_text()) == wanted:
+        return wanted
+    rec.write(folder)
+    return wanted
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The study; returns the values of the result file."""
+    from ..io import save_model_file
+    from ..models import TDANet
+
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    recording = prepare_recording(work / "recording", args.minutes * 60, args.seed)
+    mix = work / "recording" / "mix.wav"
+    runs: dict[str, Any] = {}
+
+    if not args.skip_full:
+        torch.manual_seed(0)
+        full = work / "tdanet_full_random.pth"
+        save_model_file(TDANet(n_src=2, sample_rate=8000), full)
+        print("separating with the full-size TDANet (random weights) ...", file=sys.stderr)
+        measured = separate_measured(full, mix, work / "full", args.threads)
+        runs["full_size_tdanet"] = {
+            "model": "TDANet full size (C=128, N=512, B=16, D=5, 4 ms kernel, 8 heads), 8 kHz, "
+            "random weights (seed 0)",
+            "wall_minutes": measured.wall_s / 60,
+            "peak_rss_mb": measured.peak_rss_mb,
+            "peak_rss_gb": measured.peak_rss_mb / 1024,
+            "cpu_user_minutes": measured.user_s / 60,
+            "real_time_factor": measured.wall_s / recording["seconds"],
+        }
+
+    quality: dict[str, Any] | None = None
+    if args.quality_model is not None:
+        print(f"separating with {args.quality_model} ...", file=sys.stderr)
+        measured = separate_measured(args.quality_model, mix, work / "quality", args.threads)
+        runs["quality_model"] = {
+            "model": str(args.quality_model),
+            "wall_minutes": measured.wall_s / 60,
+            "peak_rss_mb": measured.peak_rss_mb,
+            "real_time_factor": measured.wall_s / recording["seconds"],
+        }
+        scores = minute_scores(work / "recording", work / "quality", SEGMENT_SECONDS)
+        whole = whole_first_segment(args.quality_model, work / "recording", SEGMENT_SECONDS)
+        quality = {
+            "model": str(args.quality_model),
+            "first_minute": {
+                "chunked_si_snr_imp": scores[0],
+                "whole_si_snr_imp": whole,
+                "chunked_minus_whole": scores[0] - whole,
+            },
+            "per_minute": {
+                "mean": statistics.fmean(scores),
+                "min": min(scores),
+                "max": max(scores),
+                "values": scores,
+            },
+        }
+    return {
+        "recording": recording,
+        "chunking": {
+            "chunk_seconds": DEFAULT_CHUNK_SECONDS,
+            "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
+        },
+        "threads": args.threads or torch.get_num_threads(),
+        "runs": runs,
+        "quality": quality,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m asteroid_tdanet.studies.long_audio", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quality-model", type=Path, help="trained model file (quality)")
+    parser.add_argument("--out", type=Path, default=Path("results/long_audio.json"))
+    parser.add_argument("--work", type=Path, default=Path("exp/studies/long_audio"))
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the runs")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-size run")
+    args = parser.parse_args(argv)
+    if args.quality_model is not None and not args.quality_model.is_file():
+        parser.error(f"--quality-model {args.quality_model}: no such file (run `make demo`)")
+
+    from ..provenance import write_result
+
+    path = write_result(args.out, run(args), COMMAND)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
