@@ -23,8 +23,6 @@ from typing import Any
 
 import torch
 
-from asteroid_tdanet.fast import fast_path
-
 from .gpu import inference_latency, train_step_time
 from .macs import UncountedOpError, count_macs_detailed, count_macs_ptflops, count_params
 from .onnx_time import OnnxUnavailable, load_exporter, make_onnx_runner
@@ -191,10 +189,7 @@ def _count(args: argparse.Namespace, name: str, model: torch.nn.Module, notes: l
     n = int(round(args.macs_seconds * args.sample_rate))
     wav = torch.randn(1, n, generator=torch.Generator().manual_seed(0))
     _log(f"counting MACs of {name} on {args.macs_seconds:g} s")
-    # The plain modules: the model's MACs as defined, and ptflops only sees modules it can hook
-    # (the fast path calls functionals directly).
-    with fast_path(False):
-        counted = count_macs_detailed(model, wav)  # raises UncountedOpError: never a silent zero
+    counted = count_macs_detailed(model, wav)  # raises UncountedOpError: never a silent zero
     entry: dict[str, Any] = {
         "name": name,
         "label": model_label(name),
@@ -209,8 +204,7 @@ def _count(args: argparse.Namespace, name: str, model: torch.nn.Module, notes: l
     }
     if not args.no_ptflops:
         try:
-            with fast_path(False):
-                entry["ptflops_macs"] = count_macs_ptflops(model, n)
+            entry["ptflops_macs"] = count_macs_ptflops(model, n)
             entry["ptflops_gmacs_per_s"] = entry["ptflops_macs"] / args.macs_seconds / 1e9
         except (ImportError, RuntimeError) as err:
             notes.append(f"ptflops column missing for {name}: {err}")

@@ -89,6 +89,7 @@ def test_quick_run_with_full_size_models(tmp_path):
 
 def test_macs_are_counted_on_the_plain_modules():
     # ptflops hooks modules; the fast path calls functionals, so with it the count would shrink.
+    # The counters switch the fast path off themselves (asteroid_tdanet.bench.macs).
     import argparse
 
     from asteroid_tdanet.bench.__main__ import _count
