@@ -191,15 +191,18 @@ def global_affine(norm: nn.GroupNorm, y: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 @lru_cache(maxsize=512)
-def _nearest_index(src: int, dst: int) -> torch.Tensor | None:
-    """Torch's own nearest-resize source indices from ``src`` to ``dst`` frames.
+def _nearest_index(src: int, dst: int, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """Torch's own nearest-resize source indices from ``src`` to ``dst`` frames, for ``dtype``.
 
     ``None`` when they are ``t // 2`` (an exact halving, served by a broadcast view). Taken from
-    ``F.interpolate`` itself, so the rounding is torch's, for every pair of lengths.
+    ``F.interpolate`` itself on data of the same dtype, because torch computes the scale in the
+    data's precision: float32 and float64 pick different frames for long inputs (e.g. 11 of
+    60001 frames from 7501).
     """
     # A normal tensor even when first built under inference mode, so autograd may use it later.
     with torch.inference_mode(False), torch.no_grad():
-        positions = torch.arange(src, dtype=torch.float64).view(1, 1, src)
+        # Frame numbers are exact in float32 up to 2**24 frames.
+        positions = torch.arange(src, dtype=dtype).view(1, 1, src)
         index = F.interpolate(positions, size=dst, mode="nearest").view(dst).long()
         if src == (dst + 1) // 2 and torch.equal(index, torch.arange(dst) // 2):
             return None
@@ -220,7 +223,7 @@ def affine_up(y: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor
     length, src = y.shape[1], p.shape[1]
     if src == length:
         return torch.addcmul(q, y, p)
-    index = _nearest_index(src, length)
+    index = _nearest_index(src, length, y.dtype)
     if index is not None:
         both = torch.stack([p, q], 2).index_select(1, index.to(y.device))
         return torch.addcmul(both[:, :, 1], y, both[:, :, 0])

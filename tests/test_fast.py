@@ -109,12 +109,15 @@ def test_on_by_default_and_switched_off(monkeypatch):
     assert fast.fast_path_enabled()
 
 
-def test_nearest_index_is_torchs():
-    # The plan of every resize comes from F.interpolate itself; the halving shortcut only where
-    # it agrees with it.
-    for src, dst in [(39, 78), (39, 77), (64, 1010), (5, 9), (7, 7)]:
-        index = fast._nearest_index(src, dst)
-        y, p, q = torch.randn(1, dst, 3), torch.randn(1, src, 3), torch.randn(1, src, 3)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nearest_index_is_torchs(dtype):
+    # The plan of every resize comes from F.interpolate itself, in the data's dtype (torch's
+    # float32 and float64 scales pick different frames at 7501 -> 60001); the halving shortcut
+    # only where it agrees with it.
+    for src, dst in [(39, 78), (39, 77), (64, 1010), (5, 9), (7, 7), (7501, 60001), (3751, 7501)]:
+        index = fast._nearest_index(src, dst, dtype)
+        y = torch.randn(1, dst, 3, dtype=dtype)
+        p, q = torch.randn(1, src, 3, dtype=dtype), torch.randn(1, src, 3, dtype=dtype)
         up = torch.nn.functional.interpolate
         ref = y * up(p.mT, size=dst).mT + up(q.mT, size=dst).mT
         torch.testing.assert_close(fast.affine_up(y, p, q), ref)
