@@ -191,10 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=int, default=8000)
     p.add_argument("--seconds", type=_floats, default=[1.0, 4.0])
     p.add_argument("--threads", type=_ints, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--first-call-seconds", type=_floats, default=[1.0, 60.0])
-    p.add_argument("--first-call-repeats", type=int, default=3)
+    p.add_argument("--first-call-repeats", type=int, default=2)
     p.add_argument("--tiny", action="store_true", help="tiny configs (tests only)")
     p.add_argument(
         "--command", default="make results-cpu-speed", help="recorded regeneration command"
