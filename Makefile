@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	gpu-check results-startup results-chunking results-long-audio
+	gpu-check results-ci results-startup results-chunking results-long-audio
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -124,6 +124,12 @@ RESULTS += results-cpu-speed
 results-cpu-speed: venv
 	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json $(CPU_SPEED_ARGS) \
 		--command "make results-cpu-speed$(if $(CPU_SPEED_ARGS), CPU_SPEED_ARGS='$(CPU_SPEED_ARGS)')"
+
+# What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
+# on a quiet machine). Writes nothing when CI fails.
+RESULTS += results-ci
+results-ci: venv
+	$(PY) -m asteroid_tdanet.studies.ci_time --out results/ci.json
 
 results: $(RESULTS)
 
