@@ -125,6 +125,15 @@ results-demo-augmentation: venv
 		--variant dynamic_mixing_speed_perturb "--data.dynamic_mixing true" \
 		--out results/demo_augmentation.json --command "make results-demo-augmentation"
 
+# CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
+# "Efficiency"). About 10 minutes; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
+# CPU_SPEED_ARGS narrows it (e.g. "--seconds 1"); the result file records them.
+CPU_SPEED_ARGS ?=
+RESULTS += results-cpu-speed
+results-cpu-speed: venv
+	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json $(CPU_SPEED_ARGS) \
+		--command "make results-cpu-speed$(if $(CPU_SPEED_ARGS), CPU_SPEED_ARGS='$(CPU_SPEED_ARGS)')"
+
 # What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
 # on a quiet machine). Writes nothing when CI fails.
 RESULTS += results-ci
