@@ -77,23 +77,32 @@ RESULTS :=
 RESULTS += results-startup
 results-startup: venv
 	$(PY) -m asteroid_tdanet.bench.startup --out results/startup.json
+
 # The demo's trained model (`make demo` trains it when it is missing): the quality studies use it.
 DEMO_MODEL ?= egs/mini2mix/TDANet/exp/tdanet/best_model.pth
 $(DEMO_MODEL):
 	$(MAKE) demo
 
-# Chunked vs whole separation (quality with the demo model; memory and speed of the full-size
-# TDANet per chunk length): ~10 minutes.
+# Chunked vs whole separation with the demo model, on a 5-minute recording: ~10 minutes. The
+# per-chunk memory/speed probes of the full-size TDANet are left out (CHUNKING_ARGS= runs them;
+# they need the machine to themselves); results-long-audio measures tdanet-separate's memory.
+CHUNKING_ARGS ?= --no-probes
 RESULTS += results-chunking
 results-chunking: venv $(DEMO_MODEL)
-	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json
+	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json \
+	  --minutes 5 $(CHUNKING_ARGS)
 
 # One hour of audio through tdanet-separate (full-size TDANet: memory and time; demo model:
-# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio.
+# quality): ~30 minutes on 2 cores. Work files go to exp/studies/long_audio. On a shared machine,
+# e.g. LONG_AUDIO_ARGS="--lock /tmp/tdanet-heavy.lock --quality-threads 1" holds the heavy-job
+# lock only for the timed full-size run; --full-minutes N times the full-size model on the first
+# N minutes only (the result says so; the arguments are recorded in it).
+LONG_AUDIO_ARGS ?=
 RESULTS += results-long-audio
 results-long-audio: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.long_audio --quality-model $(DEMO_MODEL) \
-	  --out results/long_audio.json --work exp/studies/long_audio
+	  --out results/long-audio.json --work exp/studies/long_audio $(LONG_AUDIO_ARGS)
+
 # Dynamic mixing: items/s of one data-loading process vs the fixed mixtures (about a minute).
 RESULTS += results-dynamic-mixing
 results-dynamic-mixing: venv
@@ -118,6 +127,15 @@ results-demo: venv
 		--out results/demo-1000steps-dynamic-mixing.json
 	$(DEMO_MEASURE) --variant dynamic_mixing_speed_perturb_1000 "$(DEMO_TABLE_STEPS)" \
 		--out results/demo-1000steps-dynamic-mixing-speed-perturb.json
+
+# CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
+# "Efficiency"). About 10 minutes; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
+# CPU_SPEED_ARGS narrows it (e.g. "--seconds 1"); the result file records them.
+CPU_SPEED_ARGS ?=
+RESULTS += results-cpu-speed
+results-cpu-speed: venv
+	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json $(CPU_SPEED_ARGS) \
+		--command "make results-cpu-speed$(if $(CPU_SPEED_ARGS), CPU_SPEED_ARGS='$(CPU_SPEED_ARGS)')"
 
 # What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
 # on a quiet machine). Writes nothing when CI fails.

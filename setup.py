@@ -124,7 +124,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tdanet-convert=asteroid_tdanet.cli:convert_main",
-            "tdanet-separate=asteroid_tdanet.cli:separate_main",
+            "tdanet-separate=asteroid_tdanet.cli:separate_entry",
             "tdanet-bench=asteroid_tdanet.bench.__main__:main",
             "tdanet-export=asteroid_tdanet.export:export_main",
         ]

@@ -329,10 +329,12 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     from . import register_models
-    from .runtime import flush_denormals
+    from .runtime import flush_denormals, return_large_frees_to_the_system
 
     register_models()
     flush_denormals()
+    # Chunk after chunk, freed activations must not pile up in the heap (peak memory).
+    return_large_frees_to_the_system()
     try:
         check_chunk_options(args.chunk_seconds, args.overlap_seconds)
         files = find_audio(args.inputs)
@@ -356,3 +358,26 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
         log.info("%s -> %s", path, ", ".join(str(p) for p in outputs))
     print(f"separated {len(files)} file(s) into {written} estimate(s)")
     return 0
+
+
+def separate_entry() -> None:
+    """``tdanet-separate``: :func:`separate_main`, then an exit without interpreter teardown.
+
+    Python's teardown of torch (destroying its modules and registrations) touches about 110 MB
+    of memory that the separation never used (measured: ``python -c "import torch"`` peaks at
+    0.80 GB resident instead of 0.67 GB while running), and the peak resident memory of the
+    command is what users of long recordings budget for. Every output file is closed by then, so
+    the command flushes its streams and logs and leaves with ``os._exit``.
+    """
+    import os
+
+    try:
+        status = separate_main()
+    except SystemExit as stop:  # argparse's --help and usage errors
+        status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

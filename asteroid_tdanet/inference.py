@@ -27,12 +27,14 @@ from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
 # Inputs up to this length are separated whole (global attention sees all of it); longer ones in
-# chunks of DEFAULT_CHUNK_SECONDS overlapping by DEFAULT_OVERLAP_SECONDS. Chosen by the chunking
-# study (results/chunking.json, `make results-chunking`): peak memory grows with the chunk, the
-# work with the overlap, and the quality cost of both is measured there.
+# chunks of DEFAULT_CHUNK_SECONDS overlapping by DEFAULT_OVERLAP_SECONDS. Chosen by measurement
+# (results/chunking.json, `make results-chunking`; results/long-audio.json): tdanet-separate's
+# peak memory with the full-size TDANet at 8 kHz is about 0.7 GiB of imported torch and asteroid
+# plus the activations of one chunk, which must stay within 1 GB; the work grows with the overlap
+# (x1.14 at 0.5 s); the quality cost of both is measured there.
 AUTO_CHUNK_ABOVE_SECONDS = 60.0
-DEFAULT_CHUNK_SECONDS = 10.0
-DEFAULT_OVERLAP_SECONDS = 1.0
+DEFAULT_CHUNK_SECONDS = 4.0
+DEFAULT_OVERLAP_SECONDS = 0.5
 
 Separator = Callable[[torch.Tensor], torch.Tensor]
 

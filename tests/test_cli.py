@@ -293,3 +293,33 @@ def test_peak_memory_does_not_grow_with_the_file_length(tmp_path):
         peaks[minutes] = float(run.stdout.split()[-1])  # MiB
         path.unlink()
     assert peaks[40] - peaks[4] < 20, peaks
+
+
+def test_the_command_exits_with_main_s_status_and_flushed_output(tmp_path):
+    # separate_entry leaves with os._exit: run it in a child process, as the console script does.
+    model_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "m.pth")
+    sf.write(tmp_path / "mix.wav", np.random.default_rng(0).standard_normal(4000) * 0.1, 8000)
+    entry = "import sys; from asteroid_tdanet.cli import separate_entry; separate_entry()"
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-c", entry, *args]
+        return subprocess.run(argv, capture_output=True, text=True)
+
+    done = command(str(model_file), str(tmp_path / "mix.wav"), "--out-dir", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    assert "separated 1 file(s) into 2 estimate(s)" in done.stdout
+    assert sf.info(str(tmp_path / "o" / "mix_est1.wav")).frames == 4000
+    assert command(str(model_file), str(tmp_path / "missing.wav")).returncode == 2
+    assert command("--help").returncode == 0
+
+
+def test_the_command_skips_the_teardown_that_raises_peak_memory(tmp_path):
+    from asteroid_tdanet.studies.measure import run_measured
+
+    model_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "m.pth")
+    sf.write(tmp_path / "mix.wav", np.zeros(4000), 8000)
+    args = [str(model_file), str(tmp_path / "mix.wav"), "--force"]
+    cli = "import sys; from asteroid_tdanet.cli import separate_main, separate_entry; "
+    entry = run_measured([sys.executable, "-c", cli + "separate_entry()", *args])
+    plain = run_measured([sys.executable, "-c", cli + "sys.exit(separate_main())", *args])
+    assert plain.peak_rss_mb - entry.peak_rss_mb > 50  # ~110 MB of torch's teardown

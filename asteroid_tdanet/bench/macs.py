@@ -32,6 +32,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_flop_count
 
+from asteroid_tdanet.fast import fast_path
+
 __all__ = [
     "MacCount",
     "UncountedOpError",
@@ -182,6 +184,8 @@ def count_macs_detailed(
     try:
         with (
             mha_fastpath_disabled() if disable_mha_fastpath else nullcontext(),
+            # The plain modules: the model's MACs as defined, whatever fast path runs it.
+            fast_path(False),
             torch.no_grad(),
             _OpRecorder() as recorder,
             counter,
@@ -263,7 +267,8 @@ def count_macs_ptflops(model: nn.Module, num_samples: int, backend: str = "pytor
         ) from err
     clone = copy.deepcopy(model).eval()
     wav = _model_input(clone, num_samples)
-    with torch.no_grad(), mha_fastpath_disabled():
+    # ptflops hooks modules; TDANet's fast path calls functionals, which it would not see.
+    with torch.no_grad(), mha_fastpath_disabled(), fast_path(False):
         macs, _ = get_model_complexity_info(
             clone,
             (num_samples,),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import resource
 import statistics
 import sys
 import time
@@ -34,13 +35,13 @@ from tqdm.auto import tqdm
 
 from ..inference import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, separate_in_chunks
 from .long_recording import build_long_recording
-from .measure import peak_rss_mb, python_module, run_measured
+from .measure import LoadMonitor, peak_rss_mb, python_module, run_measured
 
-CHUNK_SECONDS = (4.0, 6.0, 10.0, 15.0, 20.0, 30.0)
-OVERLAP_SECONDS = (0.5, 1.0, 2.0)
+CHUNK_SECONDS = (3.0, 4.0, 5.0, 10.0, 20.0, 30.0)
+OVERLAP_SECONDS = (0.5, 1.0)
 # Asteroid's LambdaOverlapAdd setting that tdanet-separate used before: 30 s at 50% overlap.
 HALF_OVERLAP = (30.0, 15.0)
-PROBE_CHUNK_SECONDS = (5.0, 10.0, 15.0, 20.0, 30.0)
+PROBE_CHUNK_SECONDS = CHUNK_SECONDS
 SEGMENT_SECONDS = 60.0
 COMMAND = "make results-chunking"
 MODULE = "asteroid_tdanet.studies.chunking"  # run as a child process for the probes
@@ -213,6 +214,9 @@ def plot(values: dict[str, Any], path: Path) -> Path:
         right.set(xlabel="chunk length (s)", ylabel="peak RSS (MiB)")
         right.set_title("memory, full-size TDANet, 8 kHz", fontsize=10)
         right.legend(fontsize=8)
+    else:
+        right.set_axis_off()
+        right.text(0.5, 0.5, "memory per chunk: not probed (--no-probes)", ha="center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -248,14 +252,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_probes:
         for chunk in tqdm(PROBE_CHUNK_SECONDS, desc="memory/speed probes"):
             run = run_measured(python_module(MODULE, "--probe", str(chunk)))
-            probes.append({**json.loads(run.stdout.splitlines()[-1]), "wall_s": run.wall_s})
+            row = json.loads(run.stdout.splitlines()[-1])
+            probes.append({**row, "wall_s": run.wall_s, "machine_load": run.load})
 
     model = load_any_model(str(args.model)).eval()
     rate = int(model.sample_rate)
     rec = build_long_recording(None, args.minutes * 60, sample_rate=rate, seed=args.seed)
     refs = rec.render(0, rec.length)
     grid = chunk_grid()
-    quality = quality_study(model, refs.sum(axis=0), refs, rate, grid)
+    cpu_before = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    with LoadMonitor(interval_s=10.0) as load:
+        quality = quality_study(model, refs.sum(axis=0), refs, rate, grid)
+    own_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu_before
+    quality["machine_load"] = load.summary(own_cpu_s=own_cpu)
     quality["default"] = next(
         row
         for row in quality["chunked"]

@@ -85,3 +85,21 @@ def test_quick_run_with_full_size_models(tmp_path):
     assert by_name["look2hear_reference"]["params"] == 2_339_431  # 4 ms at 8 kHz
     if "sepformer" in by_name:
         assert by_name["sepformer"]["params"] == 25_679_361
+
+
+def test_macs_are_counted_on_the_plain_modules():
+    # ptflops hooks modules; the fast path calls functionals, so with it the count would shrink.
+    # The counters switch the fast path off themselves (asteroid_tdanet.bench.macs).
+    import argparse
+
+    from asteroid_tdanet.bench.__main__ import _count
+    from asteroid_tdanet.bench.macs import count_macs_ptflops
+    from asteroid_tdanet.bench.zoo import build_model
+    from asteroid_tdanet.fast import fast_path, fast_path_enabled
+
+    assert fast_path_enabled()
+    model = build_model("tdanet", 8000, tiny=True)
+    args = argparse.Namespace(macs_seconds=0.5, sample_rate=8000, no_ptflops=False)
+    entry = _count(args, "tdanet", model, [])
+    with fast_path(False):
+        assert entry["ptflops_macs"] == count_macs_ptflops(model, 4000)

@@ -50,7 +50,7 @@ def test_an_existing_identical_recording_is_reused(tmp_path):
 @pytest.mark.slow
 def test_the_study_runs_end_to_end_on_a_short_recording(tmp_path):
     model_file = save_model_file(TDANet(n_src=2, sample_rate=8000, **TINY), tmp_path / "m.pth")
-    out = tmp_path / "long_audio.json"
+    out = tmp_path / "long-audio.json"
     argv = ["--quality-model", str(model_file), "--out", str(out), "--work", str(tmp_path / "w")]
     assert long_audio.main([*argv, "--minutes", "1.5", "--skip-full", "--threads", "1"]) == 0
     data = json.loads(out.read_text())
@@ -63,5 +63,38 @@ def test_the_study_runs_end_to_end_on_a_short_recording(tmp_path):
         first["chunked_si_snr_imp"] - first["whole_si_snr_imp"]
     )
     assert data["quality"]["per_minute"]["values"] == [first["chunked_si_snr_imp"]]
+    assert data["bars"] == {"first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5}
+    assert "other_cpu_cores" in run and "load_average_1min" in run
     # The chunked run wrote full-length estimates.
     assert sf.info(str(tmp_path / "w" / "quality" / "mix_est1.wav")).frames == 90 * 8000
+
+
+def test_write_prefix_copies_the_first_minutes_exactly(tmp_path):
+    prepare_recording(tmp_path, 75.0, seed=0)
+    copied = long_audio.write_prefix(tmp_path / "mix.wav", tmp_path / "first.wav", 61.5)
+    whole, rate = sf.read(tmp_path / "mix.wav", dtype="int16")
+    first, _ = sf.read(tmp_path / "first.wav", dtype="int16")
+    assert copied == 61.5 and len(first) == round(61.5 * rate)
+    np.testing.assert_array_equal(first, whole[: len(first)])
+    assert long_audio.write_prefix(tmp_path / "mix.wav", tmp_path / "all.wav", 999.0) == 75.0
+
+
+def test_the_lock_is_held_only_inside(tmp_path):
+    import fcntl
+
+    lock = tmp_path / "heavy.lock"
+
+    def free() -> bool:
+        with open(lock, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return True
+
+    with long_audio.held(lock):
+        assert not free()
+    assert free()
+    with long_audio.held(None):
+        pass

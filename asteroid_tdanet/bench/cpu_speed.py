@@ -1,0 +1,245 @@
+"""CPU inference speed of TDANet against its baselines, side by side: ``make results-cpu-speed``.
+
+Every model of ``tdanet-bench`` (plus TDANet with its fast path switched off, to show what the
+fast path buys) is timed interleaved in one process with ``tdanet-bench``'s own timing code
+(batch 1, eval and inference mode, warm-up, median of interleaved rounds), for every thread count
+and input duration asked for. Then, each in a fresh Python process as a user running the CLI once
+per file would see it, TDANet's first call on a new input length against its steady-state time.
+
+Writes one result file (``asteroid_tdanet.provenance``) with the medians, the ratios the
+efficiency issue sets targets for, params and MACs (per second of audio, plain modules), and the
+load average before and after (a loaded machine makes times rough).
+
+Usage: ``python -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+from asteroid_tdanet import fast
+from asteroid_tdanet.provenance import write_result
+
+from .macs import count_macs_detailed, count_params
+from .timing import num_threads, summarize, time_interleaved
+from .zoo import MODEL_NAMES, build_model
+
+__all__ = ["main", "measure_first_call", "ratios", "time_models"]
+
+# The issue's targets: (numerator, denominator, largest allowed ratio).
+TARGETS = {
+    "tdanet_vs_convtasnet": ("tdanet", "convtasnet", 1.0),
+    "tdanet_vs_look2hear_reference": ("tdanet", "look2hear_reference", 0.25),
+    "tdanet_vs_sepformer": ("tdanet", "sepformer", 0.10),
+    "tdanet_large_vs_look2hear_reference": ("tdanet_large", "look2hear_reference", 0.5),
+    "tdanet_vs_tdanet_plain": ("tdanet", "tdanet_plain", None),
+    "tdanet_large_vs_tdanet_large_plain": ("tdanet_large", "tdanet_large_plain", None),
+}
+PLAIN = "_plain"  # suffix of a model run with the fast path switched off
+
+
+def _log(message: str) -> None:
+    print(f"[cpu-speed] {message}", file=sys.stderr, flush=True)
+
+
+def _runner(model: torch.nn.Module, wav: torch.Tensor, plain: bool):
+    def run() -> torch.Tensor:
+        with fast.fast_path(False) if plain else nullcontext():
+            return model(wav)
+
+    return run
+
+
+def time_models(
+    names: Sequence[str],
+    sample_rate: int,
+    seconds: Sequence[float],
+    threads: Sequence[int],
+    repeats: int,
+    warmup: int,
+    tiny: bool = False,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Median times of the models, interleaved, per ``t<threads>_<seconds>s`` setting.
+
+    A name ending in ``_plain`` is that model with the fast path switched off.
+
+    Returns:
+        ``{setting: {name: {"median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "rtf", "n"}}}``.
+    """
+    models = {name: build_model(name.removesuffix(PLAIN), sample_rate, tiny=tiny) for name in names}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for count in threads:
+        for duration in seconds:
+            wav = torch.randn(
+                1, int(round(duration * sample_rate)), generator=torch.Generator().manual_seed(0)
+            )
+            runners = {
+                name: _runner(model, wav, name.endswith(PLAIN)) for name, model in models.items()
+            }
+            setting = f"t{count}_{duration:g}s"
+            _log(f"{setting}: {len(runners)} models x ({warmup} warm-up + {repeats} rounds)")
+            with num_threads(count):
+                times = time_interleaved(runners, repeats=repeats, warmup=warmup)
+            out[setting] = {}
+            for name, values in times.items():
+                stats = summarize(values, duration)
+                out[setting][name] = {
+                    "median_ms": 1e3 * stats.median_s,
+                    "q1_ms": 1e3 * stats.q1_s,
+                    "q3_ms": 1e3 * stats.q3_s,
+                    "min_ms": 1e3 * stats.min_s,
+                    "max_ms": 1e3 * stats.max_s,
+                    "rtf": stats.rtf,
+                    "n": stats.n,
+                }
+    return out
+
+
+def ratios(timings: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The target ratios of median times per setting, and whether each target is met."""
+    out: dict[str, dict[str, Any]] = {}
+    for setting, rows in timings.items():
+        out[setting] = {}
+        for key, (num, den, limit) in TARGETS.items():
+            if num in rows and den in rows:
+                value = rows[num]["median_ms"] / rows[den]["median_ms"]
+                out[setting][key] = value
+                if limit is not None:
+                    out[setting][f"{key}_target"] = limit
+                    out[setting][f"{key}_met"] = value <= limit
+    return out
+
+
+_FIRST_CALL = """
+import json, sys, time, torch
+from asteroid_tdanet.bench.zoo import build_model
+torch.set_num_threads({threads})
+model = build_model({name!r}, {sample_rate}, tiny={tiny})
+wav = torch.randn(1, {samples}, generator=torch.Generator().manual_seed(0))
+times = []
+with torch.inference_mode():
+    for _ in range({repeats} + 1):
+        start = time.perf_counter()
+        model(wav)
+        times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def measure_first_call(
+    name: str, sample_rate: int, seconds: float, threads: int, repeats: int, tiny: bool = False
+) -> dict[str, Any]:
+    """First call on a new length, in a fresh process, against the median of the next calls."""
+    code = _FIRST_CALL.format(
+        name=name,
+        sample_rate=sample_rate,
+        tiny=tiny,
+        threads=threads,
+        samples=int(round(seconds * sample_rate)),
+        repeats=repeats,
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    if run.returncode:
+        raise RuntimeError(f"first-call run of {name} on {seconds:g} s failed:\n{run.stderr}")
+    times = json.loads(run.stdout.strip().splitlines()[-1])
+    steady = summarize(times[1:], seconds)
+    return {
+        "first_s": times[0],
+        "steady_median_s": steady.median_s,
+        "first_minus_steady_s": times[0] - steady.median_s,
+        "steady_runs": len(times) - 1,
+    }
+
+
+def model_sizes(names: Sequence[str], sample_rate: int, tiny: bool = False) -> dict[str, Any]:
+    """Params and MACs per second of audio (FlopCounterMode on 1 s, plain modules)."""
+    wav = torch.randn(1, sample_rate, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name in names:
+        model = build_model(name, sample_rate, tiny=tiny)
+        # The model's MACs as defined (the plain modules), not those of a particular fast path.
+        with fast.fast_path(False):
+            macs = count_macs_detailed(model, wav).macs
+        out[name] = {"params_m": count_params(model) / 1e6, "gmacs_per_s": macs / 1e9}
+    return out
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="result file (JSON)")
+    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--seconds", type=_floats, default=[1.0, 4.0])
+    p.add_argument("--threads", type=_ints, default=[1, 2])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--first-call-seconds", type=_floats, default=[1.0, 60.0])
+    p.add_argument("--first-call-repeats", type=int, default=2)
+    p.add_argument("--tiny", action="store_true", help="tiny configs (tests only)")
+    p.add_argument(
+        "--command", default="make results-cpu-speed", help="recorded regeneration command"
+    )
+    args = p.parse_args(argv)
+
+    load_before = os.getloadavg()
+    started = time.time()
+    names = list(MODEL_NAMES)
+    sizes = model_sizes(names, args.sample_rate, args.tiny)
+    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN]
+    timings = time_models(
+        timed, args.sample_rate, args.seconds, args.threads, args.repeats, args.warmup, args.tiny
+    )
+    first_call = {}
+    for seconds in args.first_call_seconds:
+        _log(f"first call vs steady state: tdanet, {seconds:g} s, 1 thread, fresh process")
+        first_call[f"{seconds:g}s"] = measure_first_call(
+            "tdanet", args.sample_rate, seconds, 1, args.first_call_repeats, args.tiny
+        )
+    values = {
+        "config": {
+            "sample_rate": args.sample_rate,
+            "seconds": args.seconds,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "batch_size": 1,
+            "tiny": args.tiny,
+            "fast_path_default": fast.fast_path_enabled(),
+            "method": "tdanet-bench's time_interleaved: eval, inference mode, interleaved "
+            "rounds, median; *_plain = fast path off (TDANET_FAST_PATH=0)",
+        },
+        "models": sizes,
+        "cpu": timings,
+        "ratios": ratios(timings),
+        "first_call": first_call,
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "wall_s": time.time() - started,
+    }
+    write_result(args.out, values, args.command)
+    _log(f"wrote {args.out}")
+    print(json.dumps(values["ratios"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

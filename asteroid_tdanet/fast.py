@@ -1,0 +1,367 @@
+"""The separator's fast path: the same function as its modules, in time-major layout.
+
+TDANet's cost on a CPU is not its multiply-adds but torch's slow kernels for small ops and the
+many elementwise passes over ``(hid_chan x time)`` activations. This module computes
+:class:`~asteroid_tdanet.masker.TDANetMasker` and :class:`~asteroid_tdanet.masker.UBlock` from
+their own parameters, with activations kept as ``(batch, time, channels)``:
+
+* every 1x1 convolution is a plain matrix product (``F.linear``) on contiguous rows; in
+  ``(batch, channels, time)`` layout torch sends some of them (the FFN's, at the coarsest scale)
+  to its im2col fallback ``_slow_conv2d_forward``;
+* depthwise convolutions, strided ones included, run as channels-last 2-D convolutions, which
+  oneDNN serves with its fast kernel, where channels-first inputs of some lengths fall back to
+  ``_slow_conv2d_forward`` (over 1 ms per call);
+* local attention is one multiply-add ``y * up(P) + up(Q)``: the local branch's gLN becomes a
+  per-channel affine of ``y`` and merges with the gate, so ``P`` and ``Q`` are computed at the
+  coarse length and the nearest upsampling is a broadcast (exact halvings) or one row gather;
+* kernel-1 depthwise convolutions followed by gLN need no pass at all: their gLN statistics
+  follow from the input's per-channel means and variances.
+
+Everything is ordinary differentiable torch, so training, activation checkpointing and gradients
+work as with the plain modules; in training mode the global attention runs through its own
+module, so dropout draws the same random numbers as the plain path. The fast path is on by
+default; ``set_fast_path(False)``, the ``fast_path(False)`` context manager or the environment
+variable ``TDANET_FAST_PATH=0`` switch it off. Under ``torch.compile``, ``torch.export`` (ONNX)
+and tracing the plain modules run: compilers do their own fusion and export needs no tricks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .layers import sinusoidal_positions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from .layers import GlobalAttention, LocalAttention
+    from .masker import TDANetMasker, UBlock
+
+__all__ = [
+    "fast_path",
+    "fast_path_enabled",
+    "masker_forward",
+    "set_fast_path",
+    "ublock_forward",
+    "use_fast_path",
+]
+
+_enabled = os.environ.get("TDANET_FAST_PATH", "1").strip().lower() not in ("0", "false", "no")
+
+
+def fast_path_enabled() -> bool:
+    """Whether the separator's fast path is switched on (it is by default)."""
+    return _enabled
+
+
+def set_fast_path(enabled: bool) -> None:
+    """Switch the separator's fast path on or off for the whole process."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+@contextmanager
+def fast_path(enabled: bool) -> Iterator[None]:
+    """Run the block with the fast path switched on or off, then restore the previous setting."""
+    previous = _enabled
+    set_fast_path(enabled)
+    try:
+        yield
+    finally:
+        set_fast_path(previous)
+
+
+def use_fast_path(x: torch.Tensor) -> bool:
+    """Whether the fast path applies to input ``x`` now.
+
+    It does when switched on, for float32/float64 tensors on the CPU (where it was measured to
+    be faster) outside autocast (it takes gLN statistics from sums, which need full precision),
+    and not while compiling, exporting or tracing.
+    """
+    return (
+        _enabled
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and not torch.jit.is_tracing()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout helpers: a contiguous (batch, T, C) tensor is, without a copy, a channels-last
+# (batch, C, 1, T) image, the layout in which oneDNN runs depthwise convolutions fast.
+
+
+def _as_image(x: torch.Tensor) -> torch.Tensor:
+    """``(B, T, C)`` -> ``(B, C, 1, T)`` view (channels-last if ``x`` is contiguous)."""
+    return x.mT.unsqueeze(2)
+
+
+def _from_image(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, 1, T)`` -> ``(B, T, C)`` view (contiguous if the image is channels-last)."""
+    return x.squeeze(2).mT
+
+
+def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
+    """A 1x1 ``nn.Conv1d`` applied to time-major ``x`` ``(B, T, C_in)`` -> ``(B, T, C_out)``."""
+    return F.linear(x, conv.weight.squeeze(-1), conv.bias)
+
+
+def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """A depthwise ``nn.Conv1d`` ("same" padding, any stride) on ``(B, T, C)`` -> ``(B, T', C)``."""
+    out = F.conv2d(
+        _as_image(x.contiguous()),
+        conv.weight.unsqueeze(2),
+        conv.bias,
+        (1, conv.stride[0]),
+        (0, conv.padding[0]),
+        1,
+        conv.groups,
+    )
+    return _from_image(out)
+
+
+def gln(norm: nn.GroupNorm, y: torch.Tensor) -> torch.Tensor:
+    """gLN (one-group ``GroupNorm``) of time-major ``y`` ``(B, T, C)``, same shape."""
+    return _from_image(F.group_norm(_as_image(y.contiguous()), 1, norm.weight, norm.bias, norm.eps))
+
+
+def gln_affine(
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel affine ``(a, c)`` with ``gLN(y) = a * y + c``, from ``y``'s statistics.
+
+    gLN normalises with the mean ``mu`` and variance ``sigma^2`` over channels and time; from the
+    per-channel means ``m`` and (population) variances ``v`` over time, ``mu = mean(m)`` and
+    ``sigma^2 = mean(v) + mean((m - mu)^2)`` (law of total variance, equal frame counts).
+
+    Args:
+        mean: Per-channel means over time, ``(B, C)``.
+        var: Per-channel population variances over time, ``(B, C)``.
+        gamma: gLN gain ``(C,)``.
+        beta: gLN bias ``(C,)``.
+        eps: gLN epsilon (added to the variance).
+
+    Returns:
+        ``(a, c)``, each ``(B, C)``.
+    """
+    mu = mean.mean(-1, keepdim=True)
+    total = var.mean(-1, keepdim=True) + (mean - mu).square().mean(-1, keepdim=True)
+    a = gamma * torch.rsqrt(total + eps)
+    return a, beta - a * mu
+
+
+def channel_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and population variance over time of ``(B, T, C)``: two ``(B, C)``.
+
+    From the sums of ``y`` and ``y^2`` (two vectorised passes): ``torch.var_mean`` over the time
+    axis of this layout takes a slow strided reduction (about 2 ms for 512 x 1000 frames).
+    """
+    frames = y.shape[1]
+    mean = y.sum(1) / frames
+    var = ((y * y).sum(1) / frames - mean.square()).clamp_min(0)
+    return mean, var
+
+
+def global_affine(norm: nn.GroupNorm, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel affine ``(a, c)``, each ``(B, C)``, with ``gLN(y) = a * y + c``.
+
+    The mean and variance over channels and time come from the sum and the dot product of the
+    flattened ``y`` ``(B, T, C)`` (two fast passes).
+    """
+    flat = y.reshape(y.shape[0], -1)
+    count = flat.shape[1]
+    mean = flat.sum(-1, keepdim=True) / count
+    square = torch.bmm(flat.unsqueeze(1), flat.unsqueeze(2)).view(-1, 1) / count
+    a = norm.weight * torch.rsqrt((square - mean.square()).clamp_min(0) + norm.eps)
+    return a, norm.bias - a * mean
+
+
+@lru_cache(maxsize=512)
+def _nearest_index(src: int, dst: int, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """Torch's own nearest-resize source indices from ``src`` to ``dst`` frames, for ``dtype``.
+
+    ``None`` when they are ``t // 2`` (an exact halving, served by a broadcast view). Taken from
+    ``F.interpolate`` itself on data of the same dtype, because torch computes the scale in the
+    data's precision: float32 and float64 pick different frames for long inputs (e.g. 11 of
+    60001 frames from 7501).
+    """
+    # A normal tensor even when first built under inference mode, so autograd may use it later.
+    with torch.inference_mode(False), torch.no_grad():
+        # Frame numbers are exact in float32 up to 2**24 frames.
+        positions = torch.arange(src, dtype=dtype).view(1, 1, src)
+        index = F.interpolate(positions, size=dst, mode="nearest").view(dst).long()
+        if src == (dst + 1) // 2 and torch.equal(index, torch.arange(dst) // 2):
+            return None
+        return index
+
+
+def affine_up(y: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``y * up(p) + up(q)`` along time, ``up`` being torch's nearest resize to ``y``'s length.
+
+    Args:
+        y: ``(B, T, C)``.
+        p: ``(B, T', C)``.
+        q: ``(B, T', C)``.
+
+    Returns:
+        ``(B, T, C)``.
+    """
+    length, src = y.shape[1], p.shape[1]
+    if src == length:
+        return torch.addcmul(q, y, p)
+    index = _nearest_index(src, length, y.dtype)
+    if index is not None:
+        both = torch.stack([p, q], 2).index_select(1, index.to(y.device))
+        return torch.addcmul(both[:, :, 1], y, both[:, :, 0])
+    # Exact halving: frame pairs (2j, 2j + 1) share p[j], q[j].
+    even = length - length % 2
+    pairs = y[:, :even].unflatten(1, (even // 2, 2))
+    body = torch.addcmul(q[:, : even // 2, None], pairs, p[:, : even // 2, None]).flatten(1, 2)
+    if length % 2 == 0:
+        return body
+    last = torch.addcmul(q[:, -1:], y[:, -1:], p[:, -1:])
+    return torch.cat([body, last], 1)
+
+
+def _gate_value(la: LocalAttention, x_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sigmoid(gate(x_g))`` and ``value(x_g)`` of time-major ``x_g`` ``(B, T', C)``."""
+    out = []
+    for branch in (la.gate, la.value):
+        conv = branch.conv
+        if isinstance(conv, torch.nn.Conv1d):
+            y = depthwise(x_global, conv)
+        else:  # kernel 1 (DepthwiseScale, no bias in LA)
+            y = x_global * conv.weight.view(-1)
+        out.append(gln(branch.norm, y))
+    return torch.sigmoid(out[0]), out[1]
+
+
+def local_attention(la: LocalAttention, x_local: torch.Tensor, x_global: torch.Tensor):
+    """:class:`~asteroid_tdanet.layers.LocalAttention` on time-major tensors, in one full pass.
+
+    ``LA = local(x) * up(g) + up(v) = y * up(a g) + up(c g + v)``, where ``local(x) = a y + c`` is
+    the local branch's gLN written as a per-channel affine of ``y`` (the convolution's output).
+
+    Args:
+        la: The local attention layer (its parameters are used).
+        x_local: ``(B, T, C)``.
+        x_global: ``(B, T', C)``.
+
+    Returns:
+        ``(B, T, C)``.
+    """
+    conv, norm = la.local.conv, la.local.norm
+    if isinstance(conv, torch.nn.Conv1d):
+        y = depthwise(x_local, conv)
+        a, c = global_affine(norm, y)
+    else:
+        # Kernel 1: local(x) = gLN(w * x + b), whose per-channel statistics are those of x scaled.
+        y = x_local
+        w = conv.weight.view(-1)
+        b = conv.bias if conv.bias is not None else torch.zeros_like(w)
+        mean, var = channel_stats(y)
+        a, c = gln_affine(w * mean + b, w.square() * var, norm.weight, norm.bias, norm.eps)
+        a, c = a * w, torch.addcmul(c, a, b)
+    gate, value = _gate_value(la, x_global)
+    p = a.unsqueeze(1) * gate
+    q = torch.addcmul(value, c.unsqueeze(1), gate)
+    return affine_up(y, p, q)
+
+
+@lru_cache(maxsize=64)
+def _positions(
+    length: int, channels: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """The sinusoidal table, built once per length instead of once per block application."""
+    # A normal tensor even when first built under inference mode, so autograd may use it later.
+    with torch.inference_mode(False), torch.no_grad():
+        return sinusoidal_positions(length, channels, device, dtype)
+
+
+def global_attention(ga: GlobalAttention, x: torch.Tensor) -> torch.Tensor:
+    """:class:`~asteroid_tdanet.layers.GlobalAttention` on time-major ``x`` ``(B, T, N)``.
+
+    In training mode the module itself runs (on a transposed view), so its dropout and drop-path
+    draw exactly the random numbers of the plain path; at the coarsest scale that costs little.
+    """
+    if ga.training:
+        return ga(x.mT).mT
+    mhsa, ffn = ga.mhsa, ga.ffn
+    y = mhsa.in_norm(x) + _positions(x.shape[1], x.shape[2], x.device, x.dtype)
+    y = mhsa._per_frame(y) if mhsa.legacy_look2hear else mhsa._over_time(y)
+    x = x + mhsa.out_norm(y + y)  # eval: dropout and drop-path are identities
+    h = gln(ffn.fc1.norm, pointwise(x, ffn.fc1.conv))
+    h = torch.relu(depthwise(h, ffn.dwconv))
+    return x + gln(ffn.fc2.norm, pointwise(h, ffn.fc2.conv))
+
+
+def ublock_forward(block: UBlock, x: torch.Tensor) -> torch.Tensor:
+    """:class:`~asteroid_tdanet.masker.UBlock`'s forward on time-major ``x``.
+
+    Args:
+        block: The U-block (its parameters and mode are used).
+        x: ``(B, T, C)``.
+
+    Returns:
+        ``(B, T, C)``, equal to ``block(x.mT).mT`` up to float rounding.
+    """
+    scales = []
+    current = block.proj_in.act(gln(block.proj_in.norm, pointwise(x, block.proj_in.conv)))
+    for down in block.down:
+        current = gln(down.norm, depthwise(current, down.conv))
+        scales.append(current)
+    coarsest = scales[-1].shape[1]
+    pooled = scales[-1]
+    for scale in scales[:-1]:
+        pooled = pooled + _from_image(F.adaptive_avg_pool2d(_as_image(scale), (1, coarsest)))
+    glob = global_attention(block.global_attn, pooled)
+
+    top = block.depth - 2
+    # As in UBlock.forward: in legacy mode the coarsest scale's injection is never used.
+    needed = sorted({i for i in range(block.depth - 1)} | {block.top_source})
+    fused = {i: local_attention(block.inject[i], scales[i], glob) for i in needed}
+    y = local_attention(block.fuse[top], fused[top], fused[block.top_source])
+    for i in range(top - 1, -1, -1):
+        y = local_attention(block.fuse[i], fused[i], y)
+    return x + pointwise(y, block.proj_out)
+
+
+def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
+    """:class:`~asteroid_tdanet.masker.TDANetMasker`'s forward, time-major inside.
+
+    Args:
+        masker: The masker (its parameters, mode and ``checkpoint_blocks`` are used).
+        tf_rep: Encoder features ``(B, in_chan, frames)``.
+
+    Returns:
+        Masks ``(B, n_src, in_chan, frames)``.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    def block(x: torch.Tensor) -> torch.Tensor:
+        if masker.checkpoint_blocks and masker.training and torch.is_grad_enabled():
+            return checkpoint(ublock_forward, masker.ublock, x, use_reentrant=False)
+        return ublock_forward(masker.ublock, x)
+
+    x0 = pointwise(gln(masker.in_norm, tf_rep.mT), masker.bottleneck)
+    scale, prelu = masker.recur_in
+    x = block(x0)
+    for _ in range(masker.n_blocks - 1):
+        x = block(prelu(torch.addcmul(scale.bias, x0 + x, scale.weight.view(-1))))
+    act, conv = masker.mask_net
+    masks = torch.relu(pointwise(act(x), conv)).mT
+    return masks.reshape(masks.shape[0], masker.n_src, masker.in_chan, masks.shape[-1])

@@ -1,0 +1,42 @@
+"""The side-by-side CPU speed study: its ratios and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+from asteroid_tdanet.bench import cpu_speed
+
+
+def test_ratios_and_targets():
+    rows = {
+        name: {"median_ms": ms}
+        for name, ms in [
+            ("tdanet", 100.0),
+            ("convtasnet", 120.0),
+            ("look2hear_reference", 300.0),
+            ("sepformer", 900.0),
+            ("tdanet_large", 140.0),
+        ]
+    }
+    got = cpu_speed.ratios({"t1_1s": rows})["t1_1s"]
+    assert got["tdanet_vs_convtasnet"] == 100 / 120 and got["tdanet_vs_convtasnet_met"]
+    assert got["tdanet_vs_look2hear_reference"] == 1 / 3
+    assert not got["tdanet_vs_look2hear_reference_met"]
+    assert not got["tdanet_vs_sepformer_met"]  # 11% > 10%
+    assert got["tdanet_large_vs_look2hear_reference_met"]  # 140 / 300 <= 0.5
+    assert "tdanet_vs_tdanet_plain" not in got  # no plain row: no ratio, no error
+
+
+def test_tiny_run_writes_a_result(tmp_path):
+    out = tmp_path / "cpu-speed.json"
+    argv = ["--out", str(out), "--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25"]
+    argv += ["--threads", "1", "--first-call-seconds", "0.25", "--first-call-repeats", "1"]
+    assert cpu_speed.main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["command"] == "make results-cpu-speed"
+    rows = data["cpu"]["t1_0.25s"]
+    assert {"tdanet", "tdanet_plain", "convtasnet", "look2hear_reference"} <= rows.keys()
+    ratio = data["ratios"]["t1_0.25s"]["tdanet_vs_tdanet_plain"]
+    assert ratio == rows["tdanet"]["median_ms"] / rows["tdanet_plain"]["median_ms"]
+    assert data["first_call"]["0.25s"]["first_s"] > 0
+    assert "before" in data["load_average_1min"]

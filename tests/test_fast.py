@@ -1,0 +1,135 @@
+"""The separator's fast path computes what the plain modules compute (asteroid_tdanet.fast)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import max_rel_error
+
+from asteroid_tdanet import TDANet, TDANetLarge, fast
+from asteroid_tdanet import masker as masker_module
+from asteroid_tdanet.masker import UBlock
+
+# Depth 4 from odd frame counts gives every resize case: exact halvings with and without an odd
+# last frame, and non-halving nearest resizes of the global features to the finer scales.
+SMALL = {"bn_chan": 16, "hid_chan": 32, "n_blocks": 3, "upsampling_depth": 4, "n_heads": 4}
+CASES = {
+    "tdanet": (TDANet, False),
+    "tdanet_large": (TDANetLarge, False),
+    "legacy_look2hear": (TDANet, True),
+}
+TOLERANCE = 1e-4
+
+
+def build(name: str, dtype: torch.dtype = torch.float32, **extra) -> torch.nn.Module:
+    """A small model with every parameter perturbed, so gLN gains and biases are not 1 and 0."""
+    cls, legacy = CASES[name]
+    torch.manual_seed(0)
+    model = cls(n_src=2, sample_rate=8000, legacy_look2hear=legacy, **SMALL, **extra)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    return model.to(dtype)
+
+
+def both_paths(fn):
+    """``fn()`` with the fast path off, then on, each after the same seed."""
+    out = []
+    for enabled in (False, True):
+        torch.manual_seed(1)
+        with fast.fast_path(enabled):
+            out.append(fn())
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("length", [2477, 1601])
+def test_eval_outputs_match_the_plain_modules(name, length):
+    model = build(name).eval()
+    wav = torch.randn(3, length, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        plain, quick = both_paths(lambda: model(wav))
+    assert quick.shape == plain.shape
+    assert max_rel_error(quick, plain) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("checkpoint_blocks", [False, True])
+def test_train_outputs_and_gradients_match(name, checkpoint_blocks):
+    # float64: the two paths must be the same function, not merely close in float32; dropout and
+    # drop-path are on (the defaults) and must draw the same numbers on both paths.
+    model = build(name, torch.float64, checkpoint_blocks=checkpoint_blocks).train()
+    gen = torch.Generator().manual_seed(3)
+    wav = torch.randn(2, 1237, generator=gen, dtype=torch.float64)
+    weight = torch.randn(2, 2, 1237, generator=gen, dtype=torch.float64)
+
+    def step():
+        model.zero_grad()
+        out = model(wav)
+        (out * weight).sum().backward()
+        # None for parameters the computation does not use (legacy mode's coarsest injection).
+        return out.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+    (plain, plain_grads), (quick, quick_grads) = both_paths(step)
+    assert max_rel_error(quick, plain) <= 1e-9
+    assert plain_grads.keys() == quick_grads.keys()
+    for key, grad in plain_grads.items():
+        if grad is None:
+            assert quick_grads[key] is None, key
+        else:
+            assert max_rel_error(quick_grads[key], grad) <= 1e-9, key
+
+
+def test_ublock_alone_channel_first():
+    torch.manual_seed(0)
+    block = UBlock(bn_chan=8, hid_chan=16, depth=5, n_heads=2).eval()
+    with torch.no_grad():
+        for param in block.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    x = torch.randn(2, 8, 333)
+    with torch.no_grad():
+        plain, quick = both_paths(lambda: block(x))
+    assert quick.shape == plain.shape == x.shape
+    assert max_rel_error(quick, plain) <= TOLERANCE
+
+
+def test_on_by_default_and_switched_off(monkeypatch):
+    model = build("tdanet").eval()
+    calls = []
+    original = fast.ublock_forward
+    monkeypatch.setattr(fast, "ublock_forward", lambda *a: calls.append(1) or original(*a))
+    wav = torch.randn(1, 800)
+    assert fast.fast_path_enabled()
+    with torch.no_grad():
+        model(wav)
+        assert len(calls) == SMALL["n_blocks"]
+        with fast.fast_path(False):
+            model(wav)
+        assert len(calls) == SMALL["n_blocks"]
+    assert fast.fast_path_enabled()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nearest_index_is_torchs(dtype):
+    # The plan of every resize comes from F.interpolate itself, in the data's dtype (torch's
+    # float32 and float64 scales pick different frames at 7501 -> 60001); the halving shortcut
+    # only where it agrees with it.
+    for src, dst in [(39, 78), (39, 77), (64, 1010), (5, 9), (7, 7), (7501, 60001), (3751, 7501)]:
+        index = fast._nearest_index(src, dst, dtype)
+        y = torch.randn(1, dst, 3, dtype=dtype)
+        p, q = torch.randn(1, src, 3, dtype=dtype), torch.randn(1, src, 3, dtype=dtype)
+        up = torch.nn.functional.interpolate
+        ref = y * up(p.mT, size=dst).mT + up(q.mT, size=dst).mT
+        torch.testing.assert_close(fast.affine_up(y, p, q), ref)
+        assert (index is None) == (src != dst and dst in (2 * src, 2 * src - 1))
+
+
+def test_plain_modules_under_autocast_and_other_dtypes(monkeypatch):
+    # The fast path takes gLN statistics from sums: it must not run on reduced precision.
+    masker = build("tdanet").masker.eval()
+    monkeypatch.setattr(masker_module, "masker_forward", lambda *a: pytest.fail("fast path used"))
+    feats = torch.randn(1, masker.in_chan, 99)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        masker(feats)
+    with torch.no_grad():
+        masker.to(torch.bfloat16)(feats.to(torch.bfloat16))
