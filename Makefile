@@ -108,7 +108,7 @@ RESULTS += results-dynamic-mixing
 results-dynamic-mixing: venv
 	$(PY) -m asteroid_tdanet.data.throughput --out results/dynamic_mixing_throughput.json
 
-# The demo recipe as `make demo` runs it (dynamic mixing + speed perturbation, 3500 steps), then
+# The demo recipe as `make demo` runs it (dynamic mixing + speed perturbation, 6000 steps), then
 # the augmentation table: fixed mixtures, dynamic mixing, dynamic mixing + speed perturbation,
 # each at one shorter step budget (1000 steps; the cosine schedule spans it). Minutes, steps and
 # test scores of each run, from fresh folders, with the load (about an hour on 2 quiet cores).
