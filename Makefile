@@ -109,10 +109,10 @@ results-dynamic-mixing: venv
 	$(PY) -m asteroid_tdanet.data.throughput --out results/dynamic_mixing_throughput.json
 
 # The demo recipe as `make demo` runs it (dynamic mixing + speed perturbation, 6000 steps), the
-# same budget on the fixed mixtures and with dynamic mixing alone, then the augmentation table: fixed mixtures, dynamic
-# mixing, dynamic mixing + speed perturbation, each at one shorter step budget (1000 steps; the
-# cosine schedule spans it). Minutes, steps and test scores of each run, from fresh folders, with
-# the load (about 90 minutes on 2 quiet cores).
+# same budget on the fixed mixtures and with dynamic mixing alone, then the augmentation table
+# (fixed mixtures, dynamic mixing, dynamic mixing + speed perturbation) at one shorter step
+# budget (1000 steps; the cosine schedule spans it). Minutes, steps and test scores of each run,
+# from fresh folders, with the load (about 90 minutes on 2 quiet cores).
 DEMO_MEASURE = $(PY) -m asteroid_tdanet.recipes.measure --recipe egs/mini2mix/TDANet \
 	--command "make results-demo"
 DEMO_TABLE_STEPS = --training.max_steps 1000
