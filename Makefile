@@ -37,9 +37,11 @@ $(STAMP): setup.py Makefile
 demo: venv
 	cd egs/mini2mix/TDANet && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./run.sh
 
-# The whole suite, slow end-to-end checks included: what CI (.ci/run) runs.
+# Everything CI (.ci/run) runs: the whole suite, slow end-to-end checks included, then the
+# ESPnet tests and the plugin's fast tests on the oldest supported torch (test-espnet).
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-espnet
 
 # Quick local loops: without, or only, the slow end-to-end checks.
 test-fast: venv
