@@ -329,12 +329,10 @@ def separate_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     from . import register_models
-    from .runtime import flush_denormals, return_large_frees_to_the_system
+    from .runtime import configure_cpu_process
 
     register_models()
-    flush_denormals()
-    # Chunk after chunk, freed activations must not pile up in the heap (peak memory).
-    return_large_frees_to_the_system()
+    configure_cpu_process()
     try:
         check_chunk_options(args.chunk_seconds, args.overlap_seconds)
         files = find_audio(args.inputs)

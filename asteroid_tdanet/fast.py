@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from .kernels import linear
 from .layers import sinusoidal_positions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +114,7 @@ def _from_image(x: torch.Tensor) -> torch.Tensor:
 
 def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
     """A 1x1 ``nn.Conv1d`` applied to time-major ``x`` ``(B, T, C_in)`` -> ``(B, T, C_out)``."""
-    return F.linear(x, conv.weight.squeeze(-1), conv.bias)
+    return linear(x, conv.weight.squeeze(-1), conv.bias)
 
 
 def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:

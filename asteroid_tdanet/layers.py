@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import linear
+
 
 def _exporting() -> bool:
     # Under torch.export, shape comparisons between scales are symbolic: resize unconditionally.
@@ -221,11 +223,11 @@ class GlobalSelfAttention(nn.Module):
         # fused kernel (flash on CPU and GPU) whose memory grows linearly with length, where the
         # module's own path may materialise the (time x time) weights.
         heads = self.attn.num_heads
-        q, k, v = F.linear(y, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = linear(y, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
         q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))
         dropout = self.attn.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-        return self.attn.out_proj(out.transpose(1, 2).flatten(2))
+        return linear(out.transpose(1, 2).flatten(2), *self._out_proj())
 
     def _per_frame(self, y: torch.Tensor) -> torch.Tensor:
         # A frame attending only to itself has attention weight 1 in every head; the attention
@@ -233,12 +235,15 @@ class GlobalSelfAttention(nn.Module):
         channels = y.shape[-1]
         w_v = self.attn.in_proj_weight[2 * channels :]
         b_v = self.attn.in_proj_bias[2 * channels :] if self.attn.in_proj_bias is not None else None
-        v = F.linear(y, w_v, b_v)
+        v = linear(y, w_v, b_v)
         if self.training and self.attn.dropout > 0:
             heads = self.attn.num_heads
             weights = F.dropout(v.new_ones(*v.shape[:2], heads, 1), self.attn.dropout)
             v = (v.unflatten(-1, (heads, channels // heads)) * weights).flatten(-2)
-        return self.attn.out_proj(v)
+        return linear(v, *self._out_proj())
+
+    def _out_proj(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.attn.out_proj.weight, self.attn.out_proj.bias
 
 
 class FeedForward(nn.Module):

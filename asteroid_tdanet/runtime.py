@@ -16,34 +16,55 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
-# glibc's mallopt parameter number for the mmap threshold (malloc.h: M_MMAP_THRESHOLD).
+# glibc's mallopt parameter numbers (malloc.h).
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Allocations from this size up get their own mapping, returned to the system when freed.
-RETURN_FREED_ABOVE_BYTES = 1 << 20
+# glibc's largest mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX).
+_LARGEST_MMAP_THRESHOLD = 32 << 20
 
 
-def return_large_frees_to_the_system(threshold: int = RETURN_FREED_ABOVE_BYTES) -> bool:
-    """Make glibc give every freed allocation of ``threshold`` bytes or more back to the system.
-
-    glibc serves large allocations (activations of megabytes) with their own mappings, but after
-    the first such free it raises that threshold to the freed size, so later activations come from
-    the heap, and freed heap memory stays resident: separating chunk after chunk, the peak
-    resident memory then carries a heap of freed activations. A fixed threshold stops that
-    (measured, full-size TDANet on a 5 s chunk at 8 kHz: peak 961 -> 895 MiB), at the cost of a
-    page fault per page of each large tensor.
-
-    Returns:
-        Whether the setting was applied (False off glibc, where nothing changes).
-    """
+def _mallopt():
+    """glibc's ``mallopt``, or ``None`` off glibc."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1
+    return mallopt
+
+
+def reuse_freed_memory() -> bool:
+    """Keep freed activations in glibc's heap and reuse them, instead of mapping fresh pages.
+
+    By default glibc gives allocations of a few megabytes their own mappings and unmaps them when
+    freed, and trims the heap when its top is free; every new activation tensor then costs a
+    page fault per 4 KiB page and the kernel zeroing it. A forward pass of the full-size TDANet
+    allocates hundreds of megabytes of short-lived activations, so that bookkeeping is a large
+    share of its CPU time (see ``results/cpu-speed.json``, ``allocator``). With the largest
+    mmap threshold and no trimming, freed blocks are reused; the price is that the process keeps
+    its peak heap resident, which for chunked separation is the peak of one chunk.
+
+    Returns:
+        Whether the settings were applied (False off glibc, where nothing changes).
+    """
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    applied = mallopt(_M_MMAP_THRESHOLD, _LARGEST_MMAP_THRESHOLD) == 1
+    return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and applied
+
+
+
+def configure_cpu_process() -> None:
+    """The process-wide settings of our CPU entry points (CLIs, training, evaluation, benchmarks).
+
+    :func:`flush_denormals` and :func:`reuse_freed_memory`; call it once, before the work.
+    """
+    flush_denormals()
+    reuse_freed_memory()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import max_rel_error
 
-from asteroid_tdanet import TDANet, TDANetLarge, fast
+from asteroid_tdanet import TDANet, TDANetLarge, fast, kernels
 from asteroid_tdanet import masker as masker_module
 from asteroid_tdanet.masker import UBlock
 
@@ -33,11 +33,14 @@ def build(name: str, dtype: torch.dtype = torch.float32, **extra) -> torch.nn.Mo
 
 
 def both_paths(fn):
-    """``fn()`` with the fast path off, then on, each after the same seed."""
+    """``fn()`` on the plain modules with ``F.linear``, then with the defaults, same seed each.
+
+    The defaults are the fast path and (in inference) oneDNN's matrix products.
+    """
     out = []
     for enabled in (False, True):
         torch.manual_seed(1)
-        with fast.fast_path(enabled):
+        with fast.fast_path(enabled), kernels.onednn_linear(enabled):
             out.append(fn())
     return out
 

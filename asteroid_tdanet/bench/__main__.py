@@ -418,7 +418,11 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tdanet-bench``; returns the exit status."""
+    from asteroid_tdanet.runtime import configure_cpu_process
+
     args = build_parser().parse_args(argv)
+    # As tdanet-separate does; process-wide, so every model is timed under the same setting.
+    configure_cpu_process()
     out = _out_dir(args)
     try:
         results = run_benchmark(args)

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-from asteroid_tdanet import fast
+from asteroid_tdanet import fast, kernels
 from asteroid_tdanet.provenance import write_result
+from asteroid_tdanet.runtime import configure_cpu_process
 
 from .macs import count_macs_detailed, count_params
 from .timing import num_threads, summarize, time_interleaved
@@ -44,17 +44,28 @@ TARGETS = {
     "tdanet_large_vs_look2hear_reference": ("tdanet_large", "look2hear_reference", 0.5),
     "tdanet_vs_tdanet_plain": ("tdanet", "tdanet_plain", None),
     "tdanet_large_vs_tdanet_large_plain": ("tdanet_large", "tdanet_large_plain", None),
+    "tdanet_vs_tdanet_mkl": ("tdanet", "tdanet_mkl", None),
 }
-PLAIN = "_plain"  # suffix of a model run with the fast path switched off
+# Suffixes of variants: PLAIN = the plain modules with MKL's matrix products (the eager model
+# before any fast path); MKL = the fast path with MKL's instead of oneDNN's matrix products.
+PLAIN = "_plain"
+MKL = "_mkl"
+VARIANTS = (PLAIN, MKL)
+
+
+def _base(name: str) -> str:
+    for suffix in VARIANTS:
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _log(message: str) -> None:
     print(f"[cpu-speed] {message}", file=sys.stderr, flush=True)
 
 
-def _runner(model: torch.nn.Module, wav: torch.Tensor, plain: bool):
+def _runner(model: torch.nn.Module, wav: torch.Tensor, variant: str):
     def run() -> torch.Tensor:
-        with fast.fast_path(False) if plain else nullcontext():
+        with fast.fast_path(variant != PLAIN), kernels.onednn_linear(variant not in VARIANTS):
             return model(wav)
 
     return run
@@ -71,12 +82,13 @@ def time_models(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Median times of the models, interleaved, per ``t<threads>_<seconds>s`` setting.
 
-    A name ending in ``_plain`` is that model with the fast path switched off.
+    A name ending in ``_plain`` is that model's plain modules with MKL's matrix products; one
+    ending in ``_mkl`` is its fast path with MKL's matrix products.
 
     Returns:
         ``{setting: {name: {"median_ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "rtf", "n"}}}``.
     """
-    models = {name: build_model(name.removesuffix(PLAIN), sample_rate, tiny=tiny) for name in names}
+    models = {name: build_model(_base(name), sample_rate, tiny=tiny) for name in names}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for count in threads:
         for duration in seconds:
@@ -84,7 +96,8 @@ def time_models(
                 1, int(round(duration * sample_rate)), generator=torch.Generator().manual_seed(0)
             )
             runners = {
-                name: _runner(model, wav, name.endswith(PLAIN)) for name, model in models.items()
+                name: _runner(model, wav, name.removeprefix(_base(name)))
+                for name, model in models.items()
             }
             setting = f"t{count}_{duration:g}s"
             _log(f"{setting}: {len(runners)} models x ({warmup} warm-up + {repeats} rounds)")
@@ -123,6 +136,10 @@ def ratios(timings: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 _FIRST_CALL = """
 import json, sys, time, torch
 from asteroid_tdanet.bench.zoo import build_model
+from asteroid_tdanet.runtime import flush_denormals, reuse_freed_memory
+flush_denormals()
+if {reuse_memory}:
+    reuse_freed_memory()
 torch.set_num_threads({threads})
 model = build_model({name!r}, {sample_rate}, tiny={tiny})
 wav = torch.randn(1, {samples}, generator=torch.Generator().manual_seed(0))
@@ -137,10 +154,21 @@ print(json.dumps(times))
 
 
 def measure_first_call(
-    name: str, sample_rate: int, seconds: float, threads: int, repeats: int, tiny: bool = False
+    name: str,
+    sample_rate: int,
+    seconds: float,
+    threads: int,
+    repeats: int,
+    tiny: bool = False,
+    reuse_memory: bool = True,
 ) -> dict[str, Any]:
-    """First call on a new length, in a fresh process, against the median of the next calls."""
+    """First call on a new length, in a fresh process, against the median of the next calls.
+
+    The process is set up as ``tdanet-separate`` sets itself up (``reuse_memory``: glibc keeps
+    freed memory for reuse; ``False``: glibc's defaults, as in a user's own script).
+    """
     code = _FIRST_CALL.format(
+        reuse_memory=reuse_memory,
         name=name,
         sample_rate=sample_rate,
         tiny=tiny,
@@ -203,18 +231,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     started = time.time()
+    # As tdanet-separate does; process-wide, so every model is timed under the same setting.
+    configure_cpu_process()
     names = list(MODEL_NAMES)
     sizes = model_sizes(names, args.sample_rate, args.tiny)
-    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN]
+    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN, "tdanet" + MKL]
     timings = time_models(
         timed, args.sample_rate, args.seconds, args.threads, args.repeats, args.warmup, args.tiny
     )
-    first_call = {}
+    first_call, first_call_default_allocator = {}, {}
     for seconds in args.first_call_seconds:
-        _log(f"first call vs steady state: tdanet, {seconds:g} s, 1 thread, fresh process")
-        first_call[f"{seconds:g}s"] = measure_first_call(
-            "tdanet", args.sample_rate, seconds, 1, args.first_call_repeats, args.tiny
-        )
+        _log(f"first call vs steady state: tdanet, {seconds:g} s, 1 thread, fresh processes")
+        for reuse, table in ((True, first_call), (False, first_call_default_allocator)):
+            table[f"{seconds:g}s"] = measure_first_call(
+                "tdanet", args.sample_rate, seconds, 1, args.first_call_repeats, args.tiny, reuse
+            )
     values = {
         "config": {
             "sample_rate": args.sample_rate,
@@ -225,13 +256,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batch_size": 1,
             "tiny": args.tiny,
             "fast_path_default": fast.fast_path_enabled(),
+            "onednn_linear": kernels.onednn_linear_available(),
+            "allocator": "glibc keeps freed memory for reuse (runtime.configure_cpu_process, "
+            "as tdanet-separate); first_call_default_allocator: glibc defaults",
             "method": "tdanet-bench's time_interleaved: eval, inference mode, interleaved "
-            "rounds, median; *_plain = fast path off (TDANET_FAST_PATH=0)",
+            "rounds, median; *_plain = plain modules with MKL matrix products "
+            "(TDANET_FAST_PATH=0 TDANET_ONEDNN_LINEAR=0); *_mkl = fast path with MKL matrix "
+            "products (TDANET_ONEDNN_LINEAR=0)",
         },
         "models": sizes,
         "cpu": timings,
         "ratios": ratios(timings),
         "first_call": first_call,
+        "first_call_default_allocator": first_call_default_allocator,
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "wall_s": time.time() - started,
     }

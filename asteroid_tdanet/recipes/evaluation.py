@@ -46,10 +46,10 @@ def resolve_device(device: str) -> torch.device:
 
 def _init_worker() -> None:
     """Metric workers use one thread each: the processes already share the cores."""
-    from asteroid_tdanet.runtime import flush_denormals
+    from asteroid_tdanet.runtime import configure_cpu_process
 
     torch.set_num_threads(1)
-    flush_denormals()
+    configure_cpu_process()
 
 
 def bss_sdr(estimates: np.ndarray, references: np.ndarray) -> float:
@@ -179,9 +179,9 @@ def evaluate(
     Returns:
         The contents of ``final_metrics.json``.
     """
-    from asteroid_tdanet.runtime import flush_denormals
+    from asteroid_tdanet.runtime import configure_cpu_process
 
-    flush_denormals()
+    configure_cpu_process()
     import yaml
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
     from tqdm import tqdm

@@ -435,9 +435,9 @@ def train(
     Returns:
         ``best_model.pth`` (on the global-zero process; None on the others).
     """
-    from asteroid_tdanet.runtime import flush_denormals
+    from asteroid_tdanet.runtime import configure_cpu_process
 
-    flush_denormals()
+    configure_cpu_process()
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from pytorch_lightning.loggers import TensorBoardLogger

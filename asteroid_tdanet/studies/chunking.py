@@ -145,9 +145,9 @@ def quality_study(
 def probe(chunk_seconds: float, sample_rate: int = 8000, repeats: int = 2) -> dict[str, float]:
     """Peak memory and time of the full-size TDANet on one chunk, in this (fresh) process."""
     from ..models import TDANet
-    from ..runtime import flush_denormals
+    from ..runtime import configure_cpu_process
 
-    flush_denormals()
+    configure_cpu_process()
     torch.manual_seed(0)
     model = TDANet(n_src=2, sample_rate=sample_rate).eval()
     idle = peak_rss_mb()
@@ -245,9 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ..cli import load_any_model
     from ..provenance import write_result
-    from ..runtime import flush_denormals
+    from ..runtime import configure_cpu_process
 
-    flush_denormals()
+    configure_cpu_process()
     probes = []  # first: the quick part that needs fresh processes
     if not args.no_probes:
         for chunk in tqdm(PROBE_CHUNK_SECONDS, desc="memory/speed probes"):
