@@ -60,7 +60,6 @@ def reuse_freed_memory() -> bool:
     return mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1 and applied
 
 
-
 def configure_cpu_process() -> None:
     """The process-wide settings of our CPU entry points (CLIs, training, evaluation, benchmarks).
 
