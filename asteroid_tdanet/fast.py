@@ -5,7 +5,8 @@ many elementwise passes over ``(hid_chan x time)`` activations. This module comp
 :class:`~asteroid_tdanet.masker.TDANetMasker` and :class:`~asteroid_tdanet.masker.UBlock` from
 their own parameters, with activations kept as ``(batch, time, channels)``:
 
-* every 1x1 convolution is a plain matrix product (``F.linear``) on contiguous rows; in
+* every 1x1 convolution is a plain matrix product on contiguous rows
+  (:func:`~asteroid_tdanet.kernels.linear`: oneDNN's matmul in inference); in
   ``(batch, channels, time)`` layout torch sends some of them (the FFN's, at the coarsest scale)
   to its im2col fallback ``_slow_conv2d_forward``;
 * depthwise convolutions, strided ones included, run as channels-last 2-D convolutions, which
