@@ -34,7 +34,7 @@ from .macs import count_macs_detailed, count_params
 from .timing import num_threads, summarize, time_interleaved
 from .zoo import MODEL_NAMES, build_model
 
-__all__ = ["main", "measure_first_call", "ratios", "time_models"]
+__all__ = ["gemm_rates", "main", "measure_first_call", "ratios", "time_models"]
 
 # The issue's targets: (numerator, denominator, largest allowed ratio).
 TARGETS = {
@@ -191,6 +191,51 @@ def measure_first_call(
     }
 
 
+# TDANet's two kinds of matrix product at 1 s of 8 kHz audio (4 ms kernel: 1010 frames, 64 at the
+# coarsest scale): the U-block's 1x1 projections and the attention's input projection.
+GEMM_SHAPES = {
+    "projection_1010x128x512": (1010, 128, 512),
+    "attention_64x512x1536": (64, 512, 1536),
+}
+
+
+def _product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, onednn: bool):
+    def run() -> torch.Tensor:
+        with kernels.onednn_linear(onednn):
+            return kernels.linear(x, w, b)
+
+    return run
+
+
+def gemm_rates(repeats: int = 21) -> dict[str, dict[str, float]]:
+    """GMAC/s of ``F.linear`` (MKL) and of oneDNN's matmul on TDANet's shapes, 1 thread.
+
+    Returns:
+        ``{shape: {"mkl_gmacs": ..., "onednn_gmacs": ..., "onednn_vs_mkl": ...}}``; the oneDNN
+        figures are absent where this torch build has no oneDNN matmul.
+    """
+    out: dict[str, dict[str, float]] = {}
+    generator = torch.Generator().manual_seed(0)
+    for name, (rows, inner, cols) in GEMM_SHAPES.items():
+        x = torch.randn(rows, inner, generator=generator)
+        w = torch.randn(cols, inner, generator=generator)
+        b = torch.randn(cols, generator=generator)
+
+        runners = {"mkl": _product(x, w, b, onednn=False)}
+        if kernels.onednn_linear_available():
+            runners["onednn"] = _product(x, w, b, onednn=True)
+        with num_threads(1):
+            times = time_interleaved(runners, repeats=repeats, warmup=3)
+        macs = rows * inner * cols
+        out[name] = {
+            f"{kind}_gmacs": macs / summarize(values, 1.0).median_s / 1e9
+            for kind, values in times.items()
+        }
+        if "onednn_gmacs" in out[name]:
+            out[name]["onednn_vs_mkl"] = out[name]["onednn_gmacs"] / out[name]["mkl_gmacs"]
+    return out
+
+
 def model_sizes(names: Sequence[str], sample_rate: int, tiny: bool = False) -> dict[str, Any]:
     """Params and MACs per second of audio (FlopCounterMode on 1 s, plain modules)."""
     wav = torch.randn(1, sample_rate, generator=torch.Generator().manual_seed(0))
@@ -239,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings = time_models(
         timed, args.sample_rate, args.seconds, args.threads, args.repeats, args.warmup, args.tiny
     )
+    _log("matrix products: MKL vs oneDNN, 1 thread")
+    gemm = gemm_rates()
     first_call, first_call_default_allocator = {}, {}
     for seconds in args.first_call_seconds:
         _log(f"first call vs steady state: tdanet, {seconds:g} s, 1 thread, fresh processes")
@@ -269,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios": ratios(timings),
         "first_call": first_call,
         "first_call_default_allocator": first_call_default_allocator,
+        "gemm": gemm,
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "wall_s": time.time() - started,
     }

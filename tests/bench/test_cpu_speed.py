@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+from asteroid_tdanet import fast, kernels
 from asteroid_tdanet.bench import cpu_speed
 
 
@@ -35,8 +38,28 @@ def test_tiny_run_writes_a_result(tmp_path):
     data = json.loads(out.read_text())
     assert data["command"] == "make results-cpu-speed"
     rows = data["cpu"]["t1_0.25s"]
-    assert {"tdanet", "tdanet_plain", "convtasnet", "look2hear_reference"} <= rows.keys()
+    expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "convtasnet", "look2hear_reference"}
+    assert expected <= rows.keys()
     ratio = data["ratios"]["t1_0.25s"]["tdanet_vs_tdanet_plain"]
     assert ratio == rows["tdanet"]["median_ms"] / rows["tdanet_plain"]["median_ms"]
     assert data["first_call"]["0.25s"]["first_s"] > 0
+    assert data["first_call_default_allocator"]["0.25s"]["first_s"] > 0
+    for rates in data["gemm"].values():
+        assert rates["mkl_gmacs"] > 0
+        if kernels.onednn_linear_available():
+            assert rates["onednn_vs_mkl"] == rates["onednn_gmacs"] / rates["mkl_gmacs"]
     assert "before" in data["load_average_1min"]
+
+
+def test_variants_switch_the_fast_path_and_the_matrix_kernel():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, wav):
+            seen.append((fast.fast_path_enabled(), kernels._enabled))
+            return wav
+
+    for variant in ("", cpu_speed.PLAIN, cpu_speed.MKL):
+        cpu_speed._runner(Probe(), torch.zeros(1), variant)()
+    assert seen == [(True, True), (False, False), (True, False)]
+    assert cpu_speed._base("tdanet_large_plain") == "tdanet_large"
