@@ -43,6 +43,8 @@ OVERLAP_SECONDS = (0.5, 1.0)
 HALF_OVERLAP = (30.0, 15.0)
 PROBE_CHUNK_SECONDS = CHUNK_SECONDS
 SEGMENT_SECONDS = 60.0
+# Windows of the per-window score (each window with its own best permutation).
+WINDOW_SECONDS = 2.0
 COMMAND = "make results-chunking"
 MODULE = "asteroid_tdanet.studies.chunking"  # run as a child process for the probes
 
@@ -65,6 +67,42 @@ def si_snr_improvement(mix: np.ndarray, refs: np.ndarray, ests: np.ndarray) -> f
     return est - base
 
 
+def windowed_si_snr_improvement(
+    mix: np.ndarray, refs: np.ndarray, ests: np.ndarray, window: int, min_share: float = 0.1
+) -> tuple[float, int]:
+    """SI-SNRi averaged over consecutive windows, each with its own best permutation.
+
+    One permutation for a whole minute scores a model that swaps the two talkers now and then
+    (at every change of speaker, for a model trained on single-sentence mixtures) as if it had
+    not separated them at all; per window, the score measures how well each stretch is
+    separated, which is what chunking could damage. Windows where a reference holds less than
+    ``min_share`` of its average window energy (a talker pausing) are skipped: SI-SNR of a
+    near-silent reference is not defined.
+
+    Args:
+        mix: ``(time,)``.
+        refs: ``(n_src, time)``.
+        ests: ``(n_src, time)``.
+        window: Window length in samples (a shorter last window is dropped).
+        min_share: See above.
+
+    Returns:
+        The mean SI-SNRi in dB over the scored windows, and their number.
+    """
+    count = refs.shape[-1] // window
+    if count == 0:
+        raise ValueError(f"signals of {refs.shape[-1]} samples hold no window of {window}")
+    energy = (refs[:, : count * window].reshape(len(refs), count, window) ** 2).sum(-1)
+    keep = (energy >= min_share * energy.mean(-1, keepdims=True)).all(0)
+    scores = [
+        si_snr_improvement(mix[sl], refs[:, sl], ests[:, sl])
+        for sl in (slice(k * window, (k + 1) * window) for k in np.flatnonzero(keep))
+    ]
+    if not scores:
+        raise ValueError("no window holds both talkers")
+    return float(np.mean(scores)), len(scores)
+
+
 def chunk_grid() -> list[tuple[float, float]]:
     """The (chunk, overlap) settings of the quality study (the default setting included)."""
     grid = [(c, o) for c in CHUNK_SECONDS for o in OVERLAP_SECONDS if o <= c / 2] + [HALF_OVERLAP]
@@ -73,13 +111,21 @@ def chunk_grid() -> list[tuple[float, float]]:
 
 
 def per_segment_scores(
-    mix: np.ndarray, refs: np.ndarray, ests: np.ndarray, segment: int
+    mix: np.ndarray, refs: np.ndarray, ests: np.ndarray, segment: int, window: int | None = None
 ) -> list[float]:
-    """SI-SNRi of each whole ``segment`` (the last, partial one is left out)."""
-    return [
-        si_snr_improvement(mix[s : s + segment], refs[:, s : s + segment], ests[:, s : s + segment])
-        for s in range(0, mix.shape[-1] - segment + 1, segment)
-    ]
+    """SI-SNRi of each whole ``segment`` (the last, partial one is left out).
+
+    With ``window``, each segment's score is :func:`windowed_si_snr_improvement` over windows of
+    that many samples instead of one permutation for the whole segment.
+    """
+    scores = []
+    for s in range(0, mix.shape[-1] - segment + 1, segment):
+        part = (mix[s : s + segment], refs[:, s : s + segment], ests[:, s : s + segment])
+        if window is None:
+            scores.append(si_snr_improvement(*part))
+        else:
+            scores.append(windowed_si_snr_improvement(*part, window)[0])
+    return scores
 
 
 def quality_study(
@@ -102,18 +148,20 @@ def quality_study(
 
     Returns:
         ``whole`` (per-segment SI-SNRi and mean) and ``chunked`` (one row per setting: mean,
-        per-segment values, and the mean / worst difference to whole, in dB).
+        per-segment values, and the mean / worst difference to whole, in dB), each also as
+        ``windowed_*``: per segment, the mean over 2 s windows with a permutation per window.
     """
     segment = round(segment_seconds * sample_rate)
+    window = min(round(WINDOW_SECONDS * sample_rate), segment)
     n_src = refs.shape[0]
     wav = torch.from_numpy(mix.astype(np.float32))[None, None]
-    whole_scores = []
+    whole_scores, whole_windowed = [], []
     with torch.inference_mode():
         for s in tqdm(range(0, len(mix) - segment + 1, segment), desc="whole segments"):
             est = separator(wav[..., s : s + segment])[0].double().numpy()
-            whole_scores.append(
-                si_snr_improvement(mix[s : s + segment], refs[:, s : s + segment], est)
-            )
+            part = (mix[s : s + segment], refs[:, s : s + segment], est)
+            whole_scores.append(si_snr_improvement(*part))
+            whole_windowed.append(windowed_si_snr_improvement(*part, window)[0])
         rows = []
         for chunk, overlap in tqdm(grid, desc="chunk settings"):
             est = separate_in_chunks(
@@ -124,8 +172,11 @@ def quality_study(
                 chunk_seconds=chunk,
                 overlap_seconds=overlap,
             )[0]
-            scores = per_segment_scores(mix, refs, est.double().numpy(), segment)
+            est = est.double().numpy()
+            scores = per_segment_scores(mix, refs, est, segment)
+            windowed = per_segment_scores(mix, refs, est, segment, window)
             diffs = [c - w for c, w in zip(scores, whole_scores, strict=True)]
+            windowed_diffs = [c - w for c, w in zip(windowed, whole_windowed, strict=True)]
             rows.append(
                 {
                     "chunk_seconds": chunk,
@@ -134,10 +185,20 @@ def quality_study(
                     "minus_whole": statistics.fmean(diffs),
                     "worst_minus_whole": min(diffs),
                     "per_segment": scores,
+                    "windowed_si_snr_imp": statistics.fmean(windowed),
+                    "windowed_minus_whole": statistics.fmean(windowed_diffs),
+                    "windowed_worst_minus_whole": min(windowed_diffs),
+                    "windowed_per_segment": windowed,
                 }
             )
     return {
-        "whole": {"si_snr_imp": statistics.fmean(whole_scores), "per_segment": whole_scores},
+        "whole": {
+            "si_snr_imp": statistics.fmean(whole_scores),
+            "per_segment": whole_scores,
+            "windowed_si_snr_imp": statistics.fmean(whole_windowed),
+            "windowed_per_segment": whole_windowed,
+        },
+        "window_seconds": WINDOW_SECONDS,
         "chunked": rows,
     }
 
@@ -199,14 +260,20 @@ def plot(values: dict[str, Any], path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     rows = values["quality"]["chunked"]
     for overlap in sorted({r["overlap_seconds"] for r in rows}):
-        pts = sorted(
-            (r["chunk_seconds"], r["minus_whole"]) for r in rows if r["overlap_seconds"] == overlap
-        )
-        left.plot(*zip(*pts, strict=True), marker="o", label=f"overlap {overlap:g} s")
+        for key, style, label in (
+            ("minus_whole", "-", "one permutation per minute"),
+            ("windowed_minus_whole", "--", "per 2 s window"),
+        ):
+            pts = sorted(
+                (r["chunk_seconds"], r[key]) for r in rows if r["overlap_seconds"] == overlap
+            )
+            left.plot(
+                *zip(*pts, strict=True), style, marker="o", label=f"overlap {overlap:g} s, {label}"
+            )
     left.axhline(0.0, color="gray", lw=0.8)
     left.set(xlabel="chunk length (s)", ylabel="SI-SNRi chunked - whole (dB)")
     left.set_title("quality cost (demo model)", fontsize=10)
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     if values["probes"]:
         probes = sorted((p["chunk_seconds"], p["peak_rss_mb"]) for p in values["probes"])
         right.plot(*zip(*probes, strict=True), marker="o")

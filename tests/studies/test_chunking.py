@@ -68,6 +68,9 @@ def test_a_pointwise_separator_loses_nothing_to_chunking():
     for row in study["chunked"]:
         assert row["minus_whole"] == pytest.approx(0.0, abs=1e-5)
         assert row["per_segment"] == pytest.approx(study["whole"]["per_segment"], abs=1e-5)
+        assert row["windowed_minus_whole"] == pytest.approx(0.0, abs=1e-5)
+        windowed = study["whole"]["windowed_per_segment"]
+        assert row["windowed_per_segment"] == pytest.approx(windowed, abs=1e-5)
 
 
 def test_a_context_dependent_separator_shows_a_chunking_cost():
@@ -81,6 +84,7 @@ def test_a_context_dependent_separator_shows_a_chunking_cost():
 
     study = quality_study(level_dependent, mix, refs, 1000, [(0.2, 0.05)], segment_seconds=1.0)
     assert abs(study["chunked"][0]["minus_whole"]) > 1e-3
+    assert abs(study["chunked"][0]["windowed_minus_whole"]) > 1e-3
 
 
 def test_grid_and_hour_estimates():
@@ -116,3 +120,30 @@ def test_plot_is_written(tmp_path):
     ]
     path = plot({"quality": {"chunked": rows}, "probes": probes}, tmp_path / "chunking.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_windowed_si_snri_permutes_each_window_and_skips_pauses():
+    from asteroid_tdanet.studies.chunking import si_snr_improvement, windowed_si_snr_improvement
+
+    rng = np.random.default_rng(0)
+    window, count = 400, 6
+    refs = rng.standard_normal((2, window * count))
+    mix = refs.sum(0)
+    ests = refs + 0.3 * rng.standard_normal(refs.shape)
+    swapped = ests.copy()
+    for k in range(0, count, 2):  # the talkers swap every other window
+        part = slice(k * window, (k + 1) * window)
+        swapped[:, part] = ests[::-1, part]
+    straight, n_straight = windowed_si_snr_improvement(mix, refs, ests, window)
+    assert n_straight == count
+    assert windowed_si_snr_improvement(mix, refs, swapped, window) == pytest.approx(
+        (straight, count)
+    )
+    # One permutation for the whole signal cannot follow the swaps.
+    assert si_snr_improvement(mix, refs, swapped) < straight - 5
+    # A window where one talker pauses is not scored.
+    paused = refs.copy()
+    paused[1, window : 2 * window] *= 1e-3
+    assert windowed_si_snr_improvement(paused.sum(0), paused, ests, window)[1] == count - 1
+    with pytest.raises(ValueError, match="no window"):
+        windowed_si_snr_improvement(mix, refs, ests, 10 * window * count)

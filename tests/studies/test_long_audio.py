@@ -12,7 +12,7 @@ from conftest import TINY
 from asteroid_tdanet import TDANet
 from asteroid_tdanet.io import save_model_file
 from asteroid_tdanet.studies import long_audio
-from asteroid_tdanet.studies.chunking import si_snr_improvement
+from asteroid_tdanet.studies.chunking import si_snr_improvement, windowed_si_snr_improvement
 from asteroid_tdanet.studies.long_audio import minute_scores, prepare_recording
 
 
@@ -34,8 +34,12 @@ def test_minute_scores_score_each_whole_minute(tmp_path):
     for k, score in enumerate(scores):
         part = slice(k * minute, (k + 1) * minute)
         refs = np.stack([s1[part], s2[part]])
-        expected = si_snr_improvement(mix[part], refs, np.stack([e1[part], e2[part]]))
-        assert score == pytest.approx(expected, abs=1e-4)
+        ests = np.stack([e1[part], e2[part]])
+        expected = si_snr_improvement(mix[part], refs, ests)
+        assert score["si_snr_imp"] == pytest.approx(expected, abs=1e-4)
+        windowed, count = windowed_si_snr_improvement(mix[part], refs, ests, 2 * rate)
+        assert score["windowed_si_snr_imp"] == pytest.approx(windowed, abs=1e-4)
+        assert score["windows"] == count
 
 
 def test_an_existing_identical_recording_is_reused(tmp_path):
@@ -63,7 +67,15 @@ def test_the_study_runs_end_to_end_on_a_short_recording(tmp_path):
         first["chunked_si_snr_imp"] - first["whole_si_snr_imp"]
     )
     assert data["quality"]["per_minute"]["values"] == [first["chunked_si_snr_imp"]]
-    assert data["bars"] == {"first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5}
+    assert first["windowed_chunked_minus_whole"] == pytest.approx(
+        first["chunked_windowed_si_snr_imp"] - first["whole_windowed_si_snr_imp"]
+    )
+    windowed = data["quality"]["per_minute_windowed"]["values"]
+    assert windowed == [first["chunked_windowed_si_snr_imp"]]
+    assert data["bars"] == {
+        "first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5,
+        "first_minute_windowed_within_0_5_db": abs(first["windowed_chunked_minus_whole"]) <= 0.5,
+    }
     assert "other_cpu_cores" in run and "load_average_1min" in run
     # The chunked run wrote full-length estimates.
     assert sf.info(str(tmp_path / "w" / "quality" / "mix_est1.wav")).frames == 90 * 8000
