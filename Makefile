@@ -85,10 +85,10 @@ DEMO_MODEL ?= egs/mini2mix/TDANet/exp/tdanet/best_model.pth
 $(DEMO_MODEL):
 	$(MAKE) demo
 
-# Chunked vs whole separation with the demo model, on a 5-minute recording: ~10 minutes. The
-# per-chunk memory/speed probes of the full-size TDANet are left out (CHUNKING_ARGS= runs them;
-# they need the machine to themselves); results-long-audio measures tdanet-separate's memory.
-CHUNKING_ARGS ?= --no-probes
+# Chunked vs whole separation with the demo model, on a 5-minute recording, and the full-size
+# TDANet's peak memory and time per chunk length (fresh processes; they need the machine to
+# themselves). CHUNKING_ARGS=--no-probes skips the probes.
+CHUNKING_ARGS ?=
 RESULTS += results-chunking
 results-chunking: venv $(DEMO_MODEL)
 	$(PY) -m asteroid_tdanet.studies.chunking --model $(DEMO_MODEL) --out results/chunking.json \

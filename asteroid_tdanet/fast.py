@@ -132,6 +132,18 @@ def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     return _from_image(out)
 
 
+def _in_place() -> bool:
+    """Whether activations may be overwritten: nothing is recorded for a backward pass."""
+    return not torch.is_grad_enabled()
+
+
+def prelu(act: nn.PReLU, y: torch.Tensor) -> torch.Tensor:
+    """``act(y)``; in inference, a single-slope PReLU overwrites ``y`` (no new activation)."""
+    if _in_place() and act.weight.numel() == 1:
+        return F.leaky_relu_(y, float(act.weight))
+    return act(y)
+
+
 def gln(norm: nn.GroupNorm, y: torch.Tensor) -> torch.Tensor:
     """gLN (one-group ``GroupNorm``) of time-major ``y`` ``(B, T, C)``, same shape."""
     return _from_image(F.group_norm(_as_image(y.contiguous()), 1, norm.weight, norm.bias, norm.eps))
@@ -211,28 +223,39 @@ def _nearest_index(src: int, dst: int, dtype: torch.dtype = torch.float32) -> to
         return index
 
 
-def affine_up(y: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def affine_up(
+    y: torch.Tensor, p: torch.Tensor, q: torch.Tensor, overwrite: bool = False
+) -> torch.Tensor:
     """``y * up(p) + up(q)`` along time, ``up`` being torch's nearest resize to ``y``'s length.
 
     Args:
-        y: ``(B, T, C)``.
+        y: ``(B, T, C)``, contiguous if ``overwrite``.
         p: ``(B, T', C)``.
         q: ``(B, T', C)``.
+        overwrite: Write the result into ``y`` (its caller no longer needs it): in inference
+            this saves a fresh activation.
 
     Returns:
-        ``(B, T, C)``.
+        ``(B, T, C)`` (``y`` itself if ``overwrite``).
     """
     length, src = y.shape[1], p.shape[1]
+    out = {"out": y} if overwrite else {}
     if src == length:
-        return torch.addcmul(q, y, p)
+        return torch.addcmul(q, y, p, **out)
     index = _nearest_index(src, length, y.dtype)
     if index is not None:
         both = torch.stack([p, q], 2).index_select(1, index.to(y.device))
-        return torch.addcmul(both[:, :, 1], y, both[:, :, 0])
+        return torch.addcmul(both[:, :, 1], y, both[:, :, 0], **out)
     # Exact halving: frame pairs (2j, 2j + 1) share p[j], q[j].
     even = length - length % 2
     pairs = y[:, :even].unflatten(1, (even // 2, 2))
-    body = torch.addcmul(q[:, : even // 2, None], pairs, p[:, : even // 2, None]).flatten(1, 2)
+    half = even // 2
+    if overwrite:
+        torch.addcmul(q[:, :half, None], pairs, p[:, :half, None], out=pairs)
+        if length % 2:
+            torch.addcmul(q[:, -1:], y[:, -1:], p[:, -1:], out=y[:, -1:])
+        return y
+    body = torch.addcmul(q[:, :half, None], pairs, p[:, :half, None]).flatten(1, 2)
     if length % 2 == 0:
         return body
     last = torch.addcmul(q[:, -1:], y[:, -1:], p[:, -1:])
@@ -252,7 +275,13 @@ def _gate_value(la: LocalAttention, x_global: torch.Tensor) -> tuple[torch.Tenso
     return torch.sigmoid(out[0]), out[1]
 
 
-def local_attention(la: LocalAttention, x_local: torch.Tensor, x_global: torch.Tensor):
+def local_attention(
+    la: LocalAttention,
+    x_local: torch.Tensor,
+    x_global: torch.Tensor | None,
+    gate_value: tuple[torch.Tensor, torch.Tensor] | None = None,
+    overwrite: bool = False,
+) -> torch.Tensor:
     """:class:`~asteroid_tdanet.layers.LocalAttention` on time-major tensors, in one full pass.
 
     ``LA = local(x) * up(g) + up(v) = y * up(a g) + up(c g + v)``, where ``local(x) = a y + c`` is
@@ -261,7 +290,10 @@ def local_attention(la: LocalAttention, x_local: torch.Tensor, x_global: torch.T
     Args:
         la: The local attention layer (its parameters are used).
         x_local: ``(B, T, C)``.
-        x_global: ``(B, T', C)``.
+        x_global: ``(B, T', C)``; unused when ``gate_value`` is given.
+        gate_value: ``sigmoid(gate(x_global))`` and ``value(x_global)`` if already computed.
+        overwrite: In inference, the result may be written over ``x_local`` (kernel-1 local
+            branch) or over the local convolution's output.
 
     Returns:
         ``(B, T, C)``.
@@ -278,10 +310,46 @@ def local_attention(la: LocalAttention, x_local: torch.Tensor, x_global: torch.T
         mean, var = channel_stats(y)
         a, c = gln_affine(w * mean + b, w.square() * var, norm.weight, norm.bias, norm.eps)
         a, c = a * w, torch.addcmul(c, a, b)
-    gate, value = _gate_value(la, x_global)
+    gate, value = _gate_value(la, x_global) if gate_value is None else gate_value
     p = a.unsqueeze(1) * gate
     q = torch.addcmul(value, c.unsqueeze(1), gate)
-    return affine_up(y, p, q)
+    # y is the convolution's output (ours to overwrite), or x_local when the caller allows it.
+    mine = y is not x_local or overwrite
+    return affine_up(y, p, q, overwrite=mine and _in_place() and y.is_contiguous())
+
+
+def inject_gates(
+    layers: list[LocalAttention], x_global: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Every kernel-1 local attention's ``sigmoid(gate(x_g))`` and ``value(x_g)``, together.
+
+    All of a U-block's injection layers read the same global features, and a kernel-1 gate or
+    value is ``gLN(w * x_g)``, whose statistics follow from ``x_g``'s per-channel ones; so one
+    pass over ``x_g`` for statistics and one multiply-add serve every layer.
+
+    Args:
+        layers: The injection layers (kernel 1, no bias).
+        x_global: ``(B, T', C)``.
+
+    Returns:
+        One ``(gate, value)`` pair per layer, each ``(B, T', C)``; ``None`` if the layers do not
+        all have that form (then each computes its own).
+    """
+    branches = [branch for la in layers for branch in (la.gate, la.value)]
+    eps = {branch.norm.eps for branch in branches}
+    if len(eps) != 1 or any(
+        isinstance(b.conv, torch.nn.Conv1d) or b.conv.bias is not None for b in branches
+    ):
+        return None
+    w = torch.stack([b.conv.weight.view(-1) for b in branches])  # (2L, C)
+    gamma = torch.stack([b.norm.weight for b in branches])
+    beta = torch.stack([b.norm.bias for b in branches])
+    mean, var = channel_stats(x_global)  # (B, C)
+    a, c = gln_affine(w * mean[:, None], w.square() * var[:, None], gamma, beta, eps.pop())
+    # (B, 2L, T', C): gLN(w * x_g) = (a w) x_g + c for every branch at once.
+    out = torch.addcmul(c.unsqueeze(2), x_global.unsqueeze(1), (a * w).unsqueeze(2))
+    gates = torch.sigmoid(out[:, 0::2])
+    return [(gates[:, i], out[:, 2 * i + 1]) for i in range(len(layers))]
 
 
 @lru_cache(maxsize=64)
@@ -322,7 +390,7 @@ def ublock_forward(block: UBlock, x: torch.Tensor) -> torch.Tensor:
         ``(B, T, C)``, equal to ``block(x.mT).mT`` up to float rounding.
     """
     scales = []
-    current = block.proj_in.act(gln(block.proj_in.norm, pointwise(x, block.proj_in.conv)))
+    current = prelu(block.proj_in.act, gln(block.proj_in.norm, pointwise(x, block.proj_in.conv)))
     for down in block.down:
         current = gln(down.norm, depthwise(current, down.conv))
         scales.append(current)
@@ -335,7 +403,18 @@ def ublock_forward(block: UBlock, x: torch.Tensor) -> torch.Tensor:
     top = block.depth - 2
     # As in UBlock.forward: in legacy mode the coarsest scale's injection is never used.
     needed = sorted({i for i in range(block.depth - 1)} | {block.top_source})
-    fused = {i: local_attention(block.inject[i], scales[i], glob) for i in needed}
+    gates = inject_gates([block.inject[i] for i in needed], glob)
+    # Each scale is read for the last time here, so its injection may overwrite it.
+    fused = {
+        i: local_attention(
+            block.inject[i],
+            scales[i],
+            glob,
+            gate_value=None if gates is None else gates[k],
+            overwrite=True,
+        )
+        for k, i in enumerate(needed)
+    }
     y = local_attention(block.fuse[top], fused[top], fused[block.top_source])
     for i in range(top - 1, -1, -1):
         y = local_attention(block.fuse[i], fused[i], y)
@@ -360,10 +439,10 @@ def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
         return ublock_forward(masker.ublock, x)
 
     x0 = pointwise(gln(masker.in_norm, tf_rep.mT), masker.bottleneck)
-    scale, prelu = masker.recur_in
+    scale, act_in = masker.recur_in
     x = block(x0)
     for _ in range(masker.n_blocks - 1):
-        x = block(prelu(torch.addcmul(scale.bias, x0 + x, scale.weight.view(-1))))
+        x = block(prelu(act_in, torch.addcmul(scale.bias, x0 + x, scale.weight.view(-1))))
     act, conv = masker.mask_net
-    masks = torch.relu(pointwise(act(x), conv)).mT
+    masks = torch.relu(pointwise(prelu(act, x), conv)).mT
     return masks.reshape(masks.shape[0], masker.n_src, masker.in_chan, masks.shape[-1])
