@@ -72,14 +72,18 @@ def versions() -> dict[str, str]:
 
 
 def git_commit(repo: str | Path | None = None) -> str:
-    """The checked-out commit, with ``+dirty`` when tracked files differ from it."""
+    """The checked-out commit, with ``+dirty`` when tracked files differ from it.
+
+    Files under ``results/`` do not count: they are what studies write (a study that saves its
+    file part by part would otherwise always find itself dirty), not the code that measured.
+    """
     where = Path(repo) if repo is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             cwd=where,
             capture_output=True,
             text=True,

@@ -257,12 +257,14 @@ def run(
             if full["whole_recording"]:  # a shorter run says nothing about an hour's wall time
                 bars["wall_at_most_30_minutes"] = full["wall_minutes"] <= MAX_WALL_MINUTES
         if quality is not None:
+            # The bar is on the cost of chunking: a chunked result better than the whole-file
+            # one (a model trained on short crops can do worse on a whole minute) passes.
             first = quality["first_minute"]
             for key, bar in (
-                ("chunked_minus_whole", "first_minute_within_0_5_db"),
-                ("windowed_chunked_minus_whole", "first_minute_windowed_within_0_5_db"),
+                ("chunked_minus_whole", "first_minute_chunking_costs_at_most_0_5_db"),
+                ("windowed_chunked_minus_whole", "first_minute_windowed_costs_at_most_0_5_db"),
             ):
-                bars[bar] = abs(first[key]) <= MAX_FIRST_MINUTE_COST_DB
+                bars[bar] = first[key] >= -MAX_FIRST_MINUTE_COST_DB
         return {
             "recording": recording,
             "chunking": {

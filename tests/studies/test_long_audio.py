@@ -73,8 +73,10 @@ def test_the_study_runs_end_to_end_on_a_short_recording(tmp_path):
     windowed = data["quality"]["per_minute_windowed"]["values"]
     assert windowed == [first["chunked_windowed_si_snr_imp"]]
     assert data["bars"] == {
-        "first_minute_within_0_5_db": abs(first["chunked_minus_whole"]) <= 0.5,
-        "first_minute_windowed_within_0_5_db": abs(first["windowed_chunked_minus_whole"]) <= 0.5,
+        "first_minute_chunking_costs_at_most_0_5_db": first["chunked_minus_whole"] >= -0.5,
+        "first_minute_windowed_costs_at_most_0_5_db": (
+            first["windowed_chunked_minus_whole"] >= -0.5
+        ),
     }
     assert "other_cpu_cores" in run and "load_average_1min" in run
     # The chunked run wrote full-length estimates.
