@@ -110,7 +110,12 @@ def test_plot_is_written(tmp_path):
     from asteroid_tdanet.studies.chunking import plot
 
     rows = [
-        {"chunk_seconds": c, "overlap_seconds": o, "minus_whole": -0.1 * o}
+        {
+            "chunk_seconds": c,
+            "overlap_seconds": o,
+            "minus_whole": -0.1 * o,
+            "windowed_minus_whole": 0.2 * o,
+        }
         for c in (4.0, 10.0)
         for o in (0.5, 1.0)
     ]
