@@ -23,7 +23,8 @@ ESPNET_PINS := torch==2.9.1 torchaudio==2.9.1 asteroid==0.7.0 espnet==202511 "se
 # masker, released checkpoints, loading, hook, CLIs, inference, data, recipe library).
 TORCH_OLDEST_TESTS := tests/test_espnet.py tests/test_models.py tests/test_layers.py \
 	tests/test_masker.py tests/test_look2hear.py tests/test_io.py tests/test_hook.py \
-	tests/test_cli.py tests/test_inference.py tests/data tests/recipes
+	tests/test_cli.py tests/test_inference.py tests/test_fast.py tests/test_kernels.py \
+	tests/test_runtime.py tests/data tests/recipes
 
 venv: $(STAMP)
 

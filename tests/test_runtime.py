@@ -8,24 +8,29 @@ import textwrap
 
 import pytest
 
-# Allocate, touch and free an 8 MiB block a few times and count the page faults of the later
-# rounds. The script first pins glibc's mmap threshold at 1 MiB (so every such block is a fresh
-# mapping, as glibc's defaults often make it in a long forward pass); then, with "reuse",
-# reuse_freed_memory must make later rounds reuse the freed block without faulting.
+# Allocate with glibc's malloc (as torch does; numpy may ask for huge pages), touch and free an
+# 8 MiB block a few times and count the page faults of the later rounds. The script first pins
+# glibc's mmap threshold at 1 MiB (so every such block is a fresh mapping, as glibc's defaults
+# often make it in a long forward pass); then, with "reuse", reuse_freed_memory must make later
+# rounds reuse the freed block without faulting.
 FAULTS = textwrap.dedent(
     """
     import ctypes, resource, sys
-    import numpy as np
     from asteroid_tdanet.runtime import reuse_freed_memory
 
-    ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    libc.mallopt(-3, 1 << 20)
     if sys.argv[1] == "reuse":
         assert reuse_freed_memory()
 
     def one_round():
-        block = np.empty(1 << 20)  # 8 MiB
-        block.fill(1.0)
-        del block
+        size = 8 << 20
+        block = libc.malloc(size)
+        libc.memset(block, 1, size)
+        libc.free(block)
 
     one_round()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
