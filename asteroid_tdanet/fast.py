@@ -28,9 +28,7 @@ and tracing the plain modules run: compilers do their own fusion and export need
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -39,6 +37,7 @@ import torch.nn.functional as F
 
 from .kernels import linear
 from .layers import sinusoidal_positions
+from .switch import Switch
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -55,29 +54,22 @@ __all__ = [
     "use_fast_path",
 ]
 
-_enabled = os.environ.get("TDANET_FAST_PATH", "1").strip().lower() not in ("0", "false", "no")
+_switch = Switch("TDANET_FAST_PATH")
 
 
 def fast_path_enabled() -> bool:
     """Whether the separator's fast path is switched on (it is by default)."""
-    return _enabled
+    return _switch.enabled
 
 
 def set_fast_path(enabled: bool) -> None:
     """Switch the separator's fast path on or off for the whole process."""
-    global _enabled
-    _enabled = bool(enabled)
+    _switch.set(enabled)
 
 
-@contextmanager
-def fast_path(enabled: bool) -> Iterator[None]:
+def fast_path(enabled: bool) -> AbstractContextManager[None]:
     """Run the block with the fast path switched on or off, then restore the previous setting."""
-    previous = _enabled
-    set_fast_path(enabled)
-    try:
-        yield
-    finally:
-        set_fast_path(previous)
+    return _switch.scoped(enabled)
 
 
 def use_fast_path(x: torch.Tensor) -> bool:
@@ -88,7 +80,7 @@ def use_fast_path(x: torch.Tensor) -> bool:
     and not while compiling, exporting or tracing.
     """
     return (
-        _enabled
+        _switch.enabled
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and not torch.is_autocast_enabled("cpu")

@@ -14,34 +14,38 @@ float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["linear", "onednn_linear", "onednn_linear_available", "set_onednn_linear"]
+from .switch import Switch
 
-_enabled = os.environ.get("TDANET_ONEDNN_LINEAR", "1").strip().lower() not in ("0", "false", "no")
+__all__ = [
+    "linear",
+    "onednn_linear",
+    "onednn_linear_available",
+    "onednn_linear_enabled",
+    "set_onednn_linear",
+]
+
+_switch = Switch("TDANET_ONEDNN_LINEAR")
+
+
+def onednn_linear_enabled() -> bool:
+    """Whether inference-time matrix products may go to oneDNN (switched on by default)."""
+    return _switch.enabled
 
 
 def set_onednn_linear(enabled: bool) -> None:
     """Send inference-time matrix products to oneDNN (``True``, the default) or to ``F.linear``."""
-    global _enabled
-    _enabled = bool(enabled)
+    _switch.set(enabled)
 
 
-@contextmanager
-def onednn_linear(enabled: bool) -> Iterator[None]:
+def onednn_linear(enabled: bool) -> AbstractContextManager[None]:
     """Run the block with oneDNN's matmul switched on or off, then restore the previous setting."""
-    previous = _enabled
-    set_onednn_linear(enabled)
-    try:
-        yield
-    finally:
-        set_onednn_linear(previous)
+    return _switch.scoped(enabled)
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +84,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         not needs_grad
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
-        and _enabled
+        and _switch.enabled
         and onednn_linear_available()
         # Compilers and exporters get the standard op, which they know how to lower.
         and not torch.compiler.is_compiling()

@@ -1,0 +1,30 @@
+"""Process-wide on/off settings (asteroid_tdanet.switch)."""
+
+from __future__ import annotations
+
+import pytest
+
+from asteroid_tdanet.switch import Switch
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, True), ("1", True), (" No ", False), ("FALSE", False), ("0", False)],
+)
+def test_the_environment_variable_decides_at_construction(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("TDANET_TEST_SWITCH", raising=False)
+    else:
+        monkeypatch.setenv("TDANET_TEST_SWITCH", value)
+    assert Switch("TDANET_TEST_SWITCH").enabled is expected
+
+
+def test_scoped_restores_the_previous_setting_even_on_error(monkeypatch):
+    monkeypatch.delenv("TDANET_TEST_SWITCH", raising=False)
+    switch = Switch("TDANET_TEST_SWITCH")
+    with pytest.raises(RuntimeError), switch.scoped(False):
+        assert not switch.enabled
+        raise RuntimeError
+    assert switch.enabled
+    switch.set(0)
+    assert switch.enabled is False
