@@ -20,21 +20,61 @@ from typing import Any
 HEADER_KEYS = ("command", "date", "machine", "versions", "commit")
 
 
+# The instruction-set extensions that decide which matrix and convolution kernels run, hence
+# how fast: the same "AMD EPYC" name covers AVX2-only Zen 2 and AVX-512 Zen 4 machines.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def _cpuinfo_first() -> dict[str, str]:
+    """The fields of the first processor in ``/proc/cpuinfo`` (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), or the platform's best guess elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    name = _cpuinfo_first().get("model name")
+    return name or platform.processor() or platform.machine()
+
+
+def cpu_identity() -> dict[str, Any]:
+    """Which CPU this is, precisely enough to tell two hosts with the same model name apart.
+
+    Returns:
+        ``model`` (name), ``family`` and ``model_number`` (as ``/proc/cpuinfo`` gives them, e.g.
+        25/17 for AMD Zen 4), and ``flags``: the subset of :data:`SPEED_FLAGS` this CPU has, so
+        ``"avx512f" in flags`` says whether AVX-512 kernels can run. Fields that the platform
+        does not expose are left out.
+    """
+    fields = _cpuinfo_first()
+    identity: dict[str, Any] = {"model": cpu_model()}
+    for key, name in (("cpu family", "family"), ("model", "model_number")):
+        if fields.get(key, "").isdigit():
+            identity[name] = int(fields[key])
+    if "flags" in fields:
+        present = set(fields["flags"].split())
+        identity["flags"] = [flag for flag in SPEED_FLAGS if flag in present]
+    return identity
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores this process may use, memory, and the load when measured."""
+    """CPU (model, family/model numbers, vector extensions), cores, memory, load when measured."""
+    identity = cpu_identity()
     info: dict[str, Any] = {
-        "cpu": cpu_model(),
+        "cpu": identity["model"],
+        "cpu_identity": identity,
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),

@@ -33,3 +33,35 @@ def test_a_changed_result_file_is_not_dirty_but_changed_code_is(repo: Path):
     assert git_commit(repo) == head
     (repo / "code.py").write_text("x = 2\n")
     assert git_commit(repo) == head + "+dirty"
+
+
+def test_cpu_identity_tells_avx2_from_avx512_hosts(monkeypatch, tmp_path: Path):
+    from asteroid_tdanet import provenance
+
+    def fake_cpuinfo(flags: str) -> str:
+        one = (
+            "processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 23\nmodel\t\t: 49\n"
+            f"flags\t\t: {flags}\n"
+        )
+        return one + "\n" + one.replace("processor\t: 0", "processor\t: 1")
+
+    real_path = provenance.Path
+
+    def path_to(text: str):
+        (tmp_path / "cpuinfo").write_text(text)
+        return lambda p: real_path(tmp_path / "cpuinfo") if p == "/proc/cpuinfo" else real_path(p)
+
+    monkeypatch.setattr(provenance, "Path", path_to(fake_cpuinfo("fpu sse avx avx2 fma")))
+    zen2 = provenance.cpu_identity()
+    assert zen2 == {"model": "AMD EPYC", "family": 23, "model_number": 49, "flags": ["avx2", "fma"]}
+    monkeypatch.setattr(
+        provenance, "Path", path_to(fake_cpuinfo("avx2 fma avx512f avx512_bf16 amx_tile"))
+    )
+    assert provenance.cpu_identity()["flags"] == [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_bf16",
+        "amx_tile",
+    ]
+    assert provenance.machine()["cpu_identity"]["flags"][2] == "avx512f"

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..provenance import cpu_model
 from .gpu import inference_latency, train_step_time
 from .macs import UncountedOpError, count_macs_detailed, count_macs_ptflops, count_params
 from .onnx_time import OnnxUnavailable, load_exporter, make_onnx_runner
@@ -172,16 +173,6 @@ def _fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit("tdanet-bench: --repeats must be >= 1 and --warmup >= 0")
     return args
-
-
-def _machine() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _count(args: argparse.Namespace, name: str, model: torch.nn.Module, notes: list[str]):
@@ -375,7 +366,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     entries = [_count(args, name, model, notes) for name, model in models.items()]
     meta = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": cpu_model(),
         "cores": all_cores(),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
