@@ -63,9 +63,7 @@ def all_figures() -> list[Figure]:
     figures = []
     for benchmark in BENCHMARKS:
         figures += [f for m in paper_results(benchmark).values() for f in m.values()]
-        figures += [
-            f for b in toolkit_baselines(benchmark).values() for f in b.metrics.values()
-        ]
+        figures += [f for b in toolkit_baselines(benchmark).values() for f in b.metrics.values()]
     figures += [f for m in paper_efficiency().values() for f in m.values()]
     return figures
 
