@@ -70,6 +70,15 @@ def gradient(data_dir: Path, gains=GAINS, items: slice = slice(None)) -> torch.T
     return gain.grad.double()
 
 
+def training_loss(data_dir: Path, gains=GAINS) -> float:
+    """Mean training loss over the training split at `gains`."""
+    train_set = make_dataset("librimix", data_dir, "train", sample_rate=8000, segment=0.5)
+    loss = make_loss("pit_neg_snr")
+    gain = torch.tensor(gains)[:, None]
+    losses = [float(loss(gain[None] * m[None, None], s[None])) for m, s in train_set]
+    return sum(losses) / len(losses)
+
+
 def val_losses(exp: Path) -> list[float]:
     return [r["val_loss"] for r in read_history(exp / "train_log" / "history.csv")]
 
@@ -265,6 +274,9 @@ def test_ddp_validation_is_the_mean_over_all_ranks_and_a_nan_on_one_rank_stops_a
     history = read_history(exp / "train_log" / "history.csv")
     assert [r["epoch"] for r in history] == [0]
     assert history[0]["val_loss"] == pytest.approx(overall, abs=1e-4)
+    # The training loss too is the mean over the 4 mixtures of both processes (lr 1e-9: the
+    # gains stay the initial ones).
+    assert history[0]["train_loss"] == pytest.approx(training_loss(data_dir), abs=1e-4)
     # What the checkpoint callback monitored (Lightning's sync_dist mean) is the same value.
     (first,) = (exp / "checkpoints").glob("epoch=0-*.ckpt")
     state = torch.load(first, map_location="cpu", weights_only=True)
