@@ -176,6 +176,8 @@ class SeparationDataset(Dataset):
                 for path, f in zip(u.sources, factors, strict=True)
             ]
             length = min(len(s) for s in sources)
+            if self.task == "sep_noisy":  # the noise is not perturbed: it lasts the mixture
+                length = min(length, u.length)
             start = 0
         else:
             windows = [speed.input_length(self.seg_len, f) for f in factors]

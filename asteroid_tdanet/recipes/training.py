@@ -116,12 +116,15 @@ def _system_class():
             return loss, mixture.shape[0]
 
         def _stop_if_not_finite(self, loss: torch.Tensor, where: str) -> None:
-            bad = not bool(torch.isfinite(loss))
+            here = not bool(torch.isfinite(loss))
+            bad = here
             if self.trainer.world_size > 1:  # every process must stop, or the others hang
-                bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+                bad = self.trainer.strategy.reduce_boolean_decision(here, all=False)
             if bad:
+                # A process whose own loss is finite says where the NaN came from.
+                what = f"is {loss.item()}" if here else "is not finite on another process"
                 raise NonFiniteLossError(
-                    f"{where} loss is {loss.item()} (epoch {self.current_epoch}, "
+                    f"{where} loss {what} (epoch {self.current_epoch}, "
                     f"step {self.global_step}): stopping. No checkpoint was written after this "
                     "point; checkpoints/last.ckpt holds the last finished epoch. Lower optim.lr, "
                     "set training.gradient_clip, or check the data, then resume with --resume yes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 from fake_trees import make_librimix_tree, make_lrs2_tree, make_wham_tree
+from scipy.signal import resample_poly
 from torch.utils.data import DataLoader
 
 from asteroid_tdanet.data import NAMES, PreparedIndexError, make_dataset, prepare
@@ -210,3 +212,70 @@ def test_lrs2_2mix_index_is_what_the_authors_loader_reads(tmp_path):
         np.testing.assert_array_equal(mixture.numpy(), sf.read(mix, dtype="float32")[0])
         np.testing.assert_array_equal(sources[1].numpy(), sf.read(s2, dtype="float32")[0])
     assert not (data / "test" / "mix_clean.json").exists()
+
+
+def perturbed_crop(whole: np.ndarray, start: int, factor: float, length: int) -> np.ndarray:
+    """`length` samples of `whole` from `start` on, `factor` times faster, written out
+    independently: resample by 1 / factor and drop the 32-sample filter margin."""
+    if factor == 1.0:
+        return whole[start : start + length]
+    frac = Fraction(factor).limit_denominator(100)
+    need = int(np.ceil(length * factor)) + 64
+    out = resample_poly(whole[start : start + need], frac.denominator, frac.numerator)
+    return out[round(32 / factor) :][:length]
+
+
+def test_speed_perturbed_noisy_mixtures_are_remade_from_one_window(tmp_path):
+    # Fixed mixtures with speed perturbation: each source is its own file's window, sped up by
+    # its own factor; the noise is the noise file's window from the same start, not sped up;
+    # the mixture is their sum again.
+    data = _prepared(tmp_path, "librimix", noisy=True)
+    factors = [0.9, 1.1]
+    train = make_dataset(
+        "librimix",
+        data,
+        "train",
+        sample_rate=8000,
+        segment=0.5,
+        task="sep_noisy",
+        speed_perturb=factors,
+    )
+    seen, starts = set(), set()
+    for draw in range(12):
+        u = train.utterances[draw % 3]
+        mixture, sources = (x.numpy().astype(np.float64) for x in train[draw % 3])
+        assert mixture.shape == (4000,) and sources.shape == (2, 4000)
+        noise_file, _ = sf.read(u.noise, dtype="float64")
+        noise = mixture - sources.sum(0)
+        errors = [np.abs(noise_file[s : s + 4000] - noise).max() for s in range(u.length - 3999)]
+        start = int(np.argmin(errors))
+        assert errors[start] < 1e-6  # an exact crop of the noise file, unperturbed
+        starts.add(start)
+        for path, source in zip(u.sources, sources, strict=True):
+            whole, _ = sf.read(path, dtype="float64")
+            matches = [
+                f
+                for f in factors
+                if np.abs(perturbed_crop(whole, start, f, 4000) - source).max() < 1e-6
+            ]
+            assert len(matches) == 1, draw
+            seen.add(matches[0])
+    assert seen == set(factors) and len(starts) > 1
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbed_whole_noisy_utterances_keep_the_noise(tmp_path, factor):
+    # Whole utterances: a slower source outlasts the (unperturbed) noise, a faster one is
+    # shorter than it; everything is cut to the shortest.
+    data = _prepared(tmp_path, "librimix", noisy=True)
+    train = make_dataset(
+        "librimix", data, "train", sample_rate=8000, task="sep_noisy", speed_perturb=[factor]
+    )
+    for index, u in enumerate(train.utterances):
+        mixture, sources = (x.numpy().astype(np.float64) for x in train[index])
+        length = min(u.length, int(np.floor(u.length / factor)))
+        assert abs(len(mixture) - length) <= 1 and sources.shape == (2, len(mixture))
+        noise_file, _ = sf.read(u.noise, dtype="float64")
+        np.testing.assert_allclose(
+            mixture - sources.sum(0), noise_file[: len(mixture)], rtol=0, atol=1e-6
+        )

@@ -21,6 +21,7 @@ from asteroid_tdanet.data import (
     DynamicMixingSampler,
     make_dynamic_mixing_dataset,
     prepare,
+    speed,
 )
 from asteroid_tdanet.data import source_pool as source_pool_module
 from asteroid_tdanet.data.levels import MAX_AMP, LibriMixLevels
@@ -284,3 +285,51 @@ def test_errors_are_named(librimix_clean: Path, wham_noisy: Path):
         DynamicMixingDataset(
             one_speaker, LibriMixLevels(), n_src=2, segment=0.5, mixtures_per_epoch=4, seed=0
         )
+
+
+def test_only_utterances_long_enough_for_the_fastest_factor_are_drawn(tmp_path: Path):
+    # Speed f plays n input samples as n / f: a full crop of L samples at the fastest factor
+    # reads f_max * L input samples (plus the filter margin each side, `speed.MARGIN`); the
+    # slowest factor needs fewer. The factor is drawn after the utterance, so an utterance is
+    # kept only if every factor can cut a full crop from it.
+    crop, factors = 4000, (0.9, 1.0, 1.1)
+    need = int(np.ceil(crop * max(factors))) + 2 * speed.MARGIN
+    rng = np.random.default_rng(0)
+    lengths = {"a": [need, need + 40], "b": [need, need], "c": [need - 1, crop], "d": [crop]}
+    utterances = []
+    for spk, spk_lengths in lengths.items():
+        for i, n in enumerate(spk_lengths):
+            path = tmp_path / f"{spk}{i}.wav"
+            sf.write(path, 0.1 * rng.standard_normal(n), 8000, subtype="FLOAT")
+            utterances.append(PoolUtterance(f"{spk}{i}", spk, str(path), n, 0.5, -30.0))
+    train = DynamicMixingDataset(
+        SourcePool(utterances, [], 8000),
+        LibriMixLevels(),
+        n_src=2,
+        segment=crop / 8000,
+        mixtures_per_epoch=300,
+        seed=0,
+        speed_perturb=factors,
+    )
+    kept = {train.pool.speech[i].id for i in train.usable}
+    assert kept == {"a0", "a1", "b0", "b1"}
+    at_the_limit = 0
+    for index in range(300):
+        draw = train.draw(index)
+        _, sources, _ = train.render(draw)
+        assert sources.shape == (2, crop)
+        for k, (u, offset, f) in enumerate(
+            zip(draw.utterances, draw.offsets, draw.speeds, strict=True)
+        ):
+            item = train.pool.speech[u]
+            assert item.length >= need
+            window = int(np.ceil(crop * f)) + (2 * speed.MARGIN if f != 1.0 else 0)
+            assert 0 <= offset <= item.length - window
+            if f == max(factors) and item.length == need:
+                at_the_limit += 1  # the whole utterance is the window: the crop still full
+                raw, _ = sf.read(item.path, dtype="float64")
+                up, down = 10, 11
+                expected = resample_poly(raw, up, down)[round(speed.MARGIN / f) :][:crop]
+                assert len(expected) == crop
+                crop_gain(sources[k], expected)
+    assert at_the_limit > 0

@@ -283,3 +283,51 @@ def test_stoi_is_computed_at_the_data_rate():
     assert (
         abs(np.mean([stoi(r, e, 8000) for r, e in zip(refs, ests, strict=True)]) - expected) > 1e-3
     )
+
+
+LSB = 1 / 2**15  # one step of the 16-bit wavs
+
+
+def test_written_estimates_are_rescaled_never_clipped(raw_root, data_dir, tmp_path):
+    # Estimates 4 and 6 times louder than the references (peaks far above 1.0), in the wrong
+    # order: each example wav holds its estimate scaled to the mixture's peak, every sample
+    # (the loud peaks included) in proportion, none cut at full scale.
+    items = raw_test_items(raw_root)
+    estimates = {utt: refs[::-1] * np.array([[4.0], [6.0]]) for utt, _, refs in items}
+    exp = lookup_exp(tmp_path / "exp", items, estimates, ["si_sdr"])
+    evaluate(exp, data_dir, device="cpu", progress_bar=False)
+    utt, mix, refs = items[0]
+    example = exp / "results" / "examples" / utt
+    peak = np.abs(mix).max()
+    assert peak < 1.0  # the fake data's mixtures: written as they are
+    written, _ = sf.read(example / "mixture.wav")
+    np.testing.assert_allclose(written, mix, rtol=0, atol=LSB)
+    for i, gain in ((1, 6.0), (2, 4.0)):  # PIT put them back in the references' order
+        estimate = gain * refs[i - 1]
+        assert np.abs(estimate).max() > 1.0
+        written, _ = sf.read(example / f"s{i}_estimate.wav")
+        expected = estimate * peak / np.abs(estimate).max()
+        np.testing.assert_allclose(written, expected, rtol=0, atol=LSB)
+
+
+def test_a_mixture_above_full_scale_is_written_scaled_with_its_sources(tmp_path):
+    from asteroid_tdanet.recipes.evaluation import _write_example
+
+    # Peak 2.5: the mixture and its references are divided by the same 2.5 (their relation
+    # kept, nothing clipped); the estimates get the written mixture's peak, 1.0.
+    rng = np.random.default_rng(0)
+    refs = rng.standard_normal((2, 4000))
+    refs *= 2.0 / np.abs(refs).max()
+    mix = refs.sum(0)
+    scale = np.abs(mix).max()
+    assert scale > 1.0
+    ests = np.stack([3.0 * refs[0], 0.2 * refs[1]])
+    _write_example(tmp_path, mix, refs, ests, 8000, title="loud")
+    written, _ = sf.read(tmp_path / "mixture.wav")
+    np.testing.assert_allclose(written, mix / scale, rtol=0, atol=LSB)
+    for i in (1, 2):
+        written, _ = sf.read(tmp_path / f"s{i}.wav")
+        np.testing.assert_allclose(written, refs[i - 1] / scale, rtol=0, atol=LSB)
+        written, _ = sf.read(tmp_path / f"s{i}_estimate.wav")
+        est = ests[i - 1]
+        np.testing.assert_allclose(written, est / np.abs(est).max(), rtol=0, atol=LSB)
