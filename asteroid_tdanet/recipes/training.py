@@ -23,6 +23,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -496,6 +497,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress_bar: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> Path | None:
     """Train the conf's model; write the experiment directory described in the module doc.
 
@@ -509,6 +511,7 @@ def train(
         resume: Continue from ``checkpoints/last.ckpt``.
         overwrite: Delete an existing experiment first.
         progress_bar: Show Lightning's progress bar.
+        callbacks: Further Lightning callbacks.
 
     Returns:
         ``best_model.pth`` (on the global-zero process; None on the others).
@@ -625,7 +628,7 @@ def train(
         enable_version_counter=False,
         verbose=False,
     )
-    callbacks: list[Any] = [checkpoint, last]
+    callbacks = [checkpoint, last, *callbacks]
     if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(train_loader) // 50)))
     if training["early_stop_patience"] is not None:
