@@ -90,18 +90,14 @@ def _int(name: str, default: int | None = None) -> int:
         raise LaunchError(f"{name}={text!r} is not an integer") from None
 
 
-def _slurm_tasks_per_node(ntasks: int, nodes: int) -> int:
-    # srun sets SLURM_NTASKS_PER_NODE only when --ntasks-per-node was given (and then it may
-    # read "4(x2)"); otherwise the tasks are spread evenly, or the job is not one Lightning runs.
-    text = os.environ.get("SLURM_NTASKS_PER_NODE")
-    if text is not None:
+def _slurm_tasks_per_node() -> int:
+    # Lightning runs one task per device and insists on --ntasks-per-node (SLURMEnvironment
+    # refuses a bare --ntasks > 1); srun may write it "4(x2)".
+    text = os.environ.get("SLURM_NTASKS_PER_NODE", "1")
+    try:
         return int(text.split("(")[0])
-    if ntasks % nodes:
-        raise LaunchError(
-            f"SLURM_NTASKS={ntasks} tasks do not spread evenly over SLURM_NNODES={nodes} nodes: "
-            "use --ntasks-per-node (one task per GPU) in the sbatch script"
-        )
-    return ntasks // nodes
+    except ValueError:
+        raise LaunchError(f"SLURM_NTASKS_PER_NODE={text!r} is not an integer") from None
 
 
 def detect_launch() -> Launch:
@@ -131,7 +127,10 @@ def detect_launch() -> Launch:
     if SLURMEnvironment.detect():
         ntasks = _int("SLURM_NTASKS")
         nodes = _int("SLURM_NNODES", _int("SLURM_JOB_NUM_NODES", 1))
-        env = SLURMEnvironment(auto_requeue=False)
+        try:
+            env = SLURMEnvironment(auto_requeue=False)
+        except RuntimeError as err:  # Lightning's check of the srun variables
+            raise LaunchError(str(err)) from None
         return Launch(
             launcher="slurm",
             global_rank=env.global_rank(),
@@ -139,7 +138,7 @@ def detect_launch() -> Launch:
             node_rank=_int("SLURM_NODEID", 0),
             world_size=ntasks,
             nodes=nodes,
-            devices_per_node=_slurm_tasks_per_node(ntasks, nodes),
+            devices_per_node=_slurm_tasks_per_node(),
             main_address=env.main_address,
             main_port=env.main_port,
             restart=_int("SLURM_RESTART_COUNT", 0),
