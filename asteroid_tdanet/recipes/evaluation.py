@@ -164,6 +164,10 @@ def autocast_of(precision: str, device: torch.device) -> torch.autocast:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
     dtype = PRECISIONS[precision]
+    if dtype is torch.float16 and device.type == "cpu":
+        # As Lightning's Trainer does on the CPU (no fp16 autocast there): bf16 instead.
+        log.warning("--precision 16-mixed on the CPU: evaluating in bf16-mixed, as training does")
+        dtype = torch.bfloat16
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
