@@ -196,6 +196,7 @@ done
 if stage_on 5; then
   log "stage 5: compare the experiments in $exp_root"
   # shellcheck disable=SC2086
-  "$python" "$local_dir/compare.py" --exp_root "$exp_root" --title "$dataset" $compare_opts
+  "$python" "$local_dir/compare.py" --exp_root "$exp_root" --title "$dataset" \
+    --benchmark "$dataset" $compare_opts
   log "stage 5 done ($(elapsed))"
 fi
