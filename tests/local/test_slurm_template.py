@@ -25,8 +25,13 @@ def stand_ins(tmp_path: Path) -> Path:
     srun.write_text(
         "#!/usr/bin/env bash\n"
         f'while [[ "$1" == -* ]]; do echo "$1" >> {tmp_path}/srun.log; shift; done\n'
-        f'echo "runs $1 $2 $3" >> {tmp_path}/srun.log\n'
+        f'echo "runs $1 $2 $3 with MASTER_ADDR=$MASTER_ADDR" >> {tmp_path}/srun.log\n'
         'exec "$@"\n'
+    )
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(
+        "#!/usr/bin/env bash\n"
+        '[ "$1 $2 $3" = "show hostnames gpu[07-08]" ] && printf "gpu07\\ngpu08\\n"\n'
     )
     python = bin_dir / "python"
     python.write_text(
@@ -35,14 +40,15 @@ def stand_ins(tmp_path: Path) -> Path:
         f'echo "$(basename "$1")" >> {tmp_path}/calls.log\n'
         'if [ "$(basename "$1")" = "${FAIL_STEP:-}" ]; then exit 3; fi\n'
     )
-    for tool in (srun, python):
+    for tool in (srun, python, scontrol):
         tool.chmod(0o755)
     return bin_dir
 
 
 def submit(tmp_path: Path, bin_dir: Path, job: str, *args: str, **env: str):
     full_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    full_env.update(SLURM_JOB_ID=job, **env)
+    full_env.pop("MASTER_ADDR", None)
+    full_env.update(SLURM_JOB_ID=job, SLURM_JOB_NODELIST="gpu[07-08]", **env)
     return subprocess.run(
         ["bash", str(SBATCH), "egs/librimix/TDANet", "--python", str(bin_dir / "python")]
         + ["--exp_root", str(tmp_path / "exp"), *args],
@@ -65,7 +71,11 @@ def test_stages_once_training_under_srun_and_a_requeue_skips_what_is_done(
     assert out.returncode == 0, out.stderr
     assert lines(tmp_path / "calls.log") == ["prepare.py", "train.py", "evaluate.py"]
     srun = lines(tmp_path / "srun.log")
-    assert srun == ["--kill-on-bad-exit=1", "--export=ALL", "runs ./run.sh --stage 2"]
+    assert srun == [
+        "--kill-on-bad-exit=1",
+        "--export=ALL",
+        "runs ./run.sh --stage 2 with MASTER_ADDR=gpu07",  # scontrol's first host
+    ]
     marks = sorted(p.name for p in (tmp_path / "exp" / "slurm" / "77").iterdir())
     assert marks == ["finish.done", "prepare.done", "train.done"]
 
