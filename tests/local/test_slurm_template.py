@@ -2,7 +2,7 @@
 
 There is no SLURM here: ``srun`` is a stand-in that records its options and runs the command
 once, and the interpreter is a stand-in that records how each stage calls it. (Stage 2 under
-the variables a real srun sets is tested in tests/local/test_launch.py.)
+the variables a real srun sets is tested in tests/local/test_train_multinode.py.)
 """
 
 from __future__ import annotations
