@@ -289,7 +289,14 @@ class TDANet(BaseEncoderMaskerDecoder):
             ``(batch, n_src, samples)``.
         """
         features = masked_tf_rep.flatten(1, 2)
-        if features.device.type == "cpu" and not is_tracing():
+        if (
+            features.device.type == "cpu"
+            and not is_tracing()
+            # The kernel is called directly, past autocast's casts: under autocast (or with
+            # weights in another dtype) the module runs, in the dtype autocast chooses.
+            and not torch.is_autocast_enabled("cpu")
+            and features.dtype == self.decoder.weight.dtype
+        ):
             # oneDNN's transposed convolution builds a kernel for each new input length (minutes
             # for minutes of audio) and then runs slower than ATen's own implementation.
             kernel, stride = self.kernel_size, self.stride

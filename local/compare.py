@@ -2,7 +2,7 @@
 """Stage 5: compare every evaluated experiment in exp/ -> exp/compare.{md,csv,png}.
 
 Usage:
-    python local/compare.py --exp_root exp [--rtf_repeats 5] [--title TEXT]
+    python local/compare.py --exp_root exp [--rtf_repeats 5] [--title TEXT] [--benchmark NAME]
 """
 
 from __future__ import annotations
@@ -18,13 +18,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exp_root", default="exp")
     parser.add_argument("--rtf_repeats", type=int, default=5, help="0: skip the CPU RTF")
     parser.add_argument("--title", default="")
+    parser.add_argument(
+        "--benchmark",
+        default="",
+        help="librimix, wham or lrs2_2mix: show the paper's and the toolkits' published results",
+    )
     args = parser.parse_args(argv)
     setup_logging()
 
     from asteroid_tdanet.recipes.compare import compare
 
     try:
-        table = compare(args.exp_root, rtf_repeats=args.rtf_repeats, title=args.title)
+        table = compare(
+            args.exp_root,
+            rtf_repeats=args.rtf_repeats,
+            title=args.title,
+            benchmark=args.benchmark or None,
+        )
     except FileNotFoundError as err:
         fail(err)
     print(table)

@@ -3,7 +3,7 @@
 
 Usage:
     python local/evaluate.py --exp_dir exp/tdanet --data_dir data/wav8k [--device auto|cpu|cuda]
-        [--jobs N] [--max_utterances N]
+        [--jobs N] [--max_utterances N] [--precision 32-true|bf16-mixed|16-mixed]
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     parser.add_argument("--jobs", type=int, default=1, help="processes computing metrics")
     parser.add_argument("--max_utterances", type=int, default=None, help="score only the first N")
+    parser.add_argument(
+        "--precision",
+        default="32-true",
+        choices=("32-true", "bf16-mixed", "16-mixed"),
+        help="run the model under autocast in bf16 / fp16 (default: float32)",
+    )
     parser.add_argument("--progress_bar", default="yes")
     args = parser.parse_args(argv)
     setup_logging()
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
             jobs=args.jobs,
             max_utterances=args.max_utterances,
             progress_bar=yes_no(args.progress_bar),
+            precision=args.precision,
         )
     except (ConfigError, FileNotFoundError) as err:
         fail(err)

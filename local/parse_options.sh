@@ -6,7 +6,8 @@
 #
 # Every "--name value" or "--name=value" sets the shell variable $name (dashes in the name
 # become underscores), which must already exist: a typo is an error, not a silent no-op.
-# An option whose default is yes or no only accepts yes or no. "--help" or "-h" calls the
+# An option whose default is yes or no is a boolean: it accepts yes/no and, as Kaldi's and
+# ESPnet's scripts do, true/false (any case), and is stored as yes or no. "--help" or "-h" calls the
 # function usage if the caller defines one (so it can show values set by earlier options),
 # else prints $help_message, and exits. Arguments after the options stay in "$@".
 
@@ -46,10 +47,14 @@ while [ $# -gt 0 ]; do
   fi
   case "${!_opt_name}" in
     yes|no)
-      if [ "$_opt_value" != yes ] && [ "$_opt_value" != no ]; then
-        echo "$0: option --$_opt_name takes yes or no, got '$_opt_value'" >&2
-        exit 1
-      fi
+      case "${_opt_value,,}" in
+        yes|true) _opt_value=yes ;;
+        no|false) _opt_value=no ;;
+        *)
+          echo "$0: option --$_opt_name takes yes or no (or true/false), got '$_opt_value'" >&2
+          exit 1
+          ;;
+      esac
       ;;
   esac
   printf -v "$_opt_name" '%s' "$_opt_value"

@@ -27,6 +27,10 @@ conf=conf/tdanet.yml # conf file; several (space-separated) run stages 2-4 for e
 tag=                 # experiment name exp/<tag> (default: the conf file name)
 exp_root=exp         # where experiments live (stage 5 compares all of them)
 gpus=auto            # GPU ids, e.g. 0,1; auto: every visible GPU (CPU if none); "" or cpu: CPU
+id=                  # Asteroid's spelling of --gpus: GPU ids, e.g. 0,1
+ngpu=                # ESPnet's: use the first N visible GPUs (0: the CPU)
+precision=           # 32-true | bf16-mixed | 16-mixed for stages 2 and 3 (default: the conf's
+                     # training.precision for training, 32-true for evaluation)
 cpu_procs=1          # CPU processes when no GPU (>1: DDP over gloo)
 num_nodes=1          # machines; launch run.sh on each with NODE_RANK, MASTER_ADDR, MASTER_PORT
 resume=no            # yes: continue exp/<tag> from checkpoints/last.ckpt
@@ -54,6 +58,9 @@ Options (current value in brackets):
   --tag NAME          experiment name, exp/<tag> [${tag:-conf file name}]
   --exp_root DIR      experiments folder [$exp_root]
   --gpus IDS          GPU ids, e.g. 0,1; auto = all visible GPUs, else CPU; "" or cpu = CPU [${gpus:-CPU}]
+  --id IDS            the same as --gpus IDS (Asteroid's recipes' name) [${id:-unset}]
+  --ngpu N            the first N visible GPUs; 0 = CPU (ESPnet's recipes' name) [${ngpu:-unset}]
+  --precision P       32-true, bf16-mixed or 16-mixed, training and evaluation [${precision:-conf}]
   --cpu_procs N       CPU training processes (DDP over gloo when > 1) [$cpu_procs]
   --num_nodes K       machines for multi-node DDP [$num_nodes]
   --resume yes|no     continue exp/<tag> from its last.ckpt [$resume]
@@ -83,6 +90,32 @@ if [ -n "$tag" ] && [ ${#confs[@]} -gt 1 ]; then
   exit 1
 fi
 recipe=${PWD#"$repo_dir"/}
+# --id (Asteroid) and --ngpu (ESPnet) are other spellings of --gpus: one of them at most.
+if [ -n "$id" ] && [ -n "$ngpu" ]; then
+  echo "$0: --id and --ngpu both choose the GPUs: give one of them" >&2
+  exit 1
+fi
+if { [ -n "$id" ] || [ -n "$ngpu" ]; } && [ "$gpus" != auto ]; then
+  echo "$0: --gpus and --${id:+id}${ngpu:+ngpu} both choose the GPUs: give one of them" >&2
+  exit 1
+fi
+if [ -n "$id" ]; then gpus=$id; fi
+if [ -n "$ngpu" ]; then
+  if ! [[ "$ngpu" =~ ^[0-9]+$ ]]; then
+    echo "$0: --ngpu takes a number of GPUs (0: the CPU), got '$ngpu'" >&2
+    exit 1
+  fi
+  gpus=$(seq -s, 0 $((ngpu - 1)))  # the first N visible GPUs; empty (the CPU) for 0
+fi
+case "$precision" in
+  ""|32-true|bf16-mixed|16-mixed) ;;
+  *)
+    echo "$0: --precision takes 32-true, bf16-mixed or 16-mixed, got '$precision'" >&2
+    exit 1
+    ;;
+esac
+precision_opts=()
+if [ -n "$precision" ]; then precision_opts=(--precision "$precision"); fi
 if [ "$gpus" = cpu ]; then gpus=; fi
 # Stage 3 evaluates on the first GPU that stage 2 trains on (auto: the first visible one).
 case "$gpus" in
@@ -142,14 +175,14 @@ for c in "${confs[@]}"; do
     # shellcheck disable=SC2086
     "$python" "$local_dir/train.py" --conf "$c" --data_dir "$data_dir" --exp_dir "$exp_root/$t" \
       --gpus "$gpus" --cpu_procs "$cpu_procs" --num_nodes "$num_nodes" --resume "$resume" \
-      --overwrite "$overwrite" $train_opts
+      --overwrite "$overwrite" ${precision_opts[@]+"${precision_opts[@]}"} $train_opts
     log "stage 2 done ($(elapsed)); curve: $exp_root/$t/training_curve.png"
   fi
   if stage_on 3; then
     log "stage 3: evaluate $exp_root/$t on the test set"
     # shellcheck disable=SC2086
     "$python" "$local_dir/evaluate.py" --exp_dir "$exp_root/$t" --data_dir "$data_dir" \
-      --device "$device" $eval_opts
+      --device "$device" ${precision_opts[@]+"${precision_opts[@]}"} $eval_opts
     log "stage 3 done ($(elapsed)); separated examples: $exp_root/$t/results/examples/"
   fi
   if stage_on 4; then
@@ -163,6 +196,7 @@ done
 if stage_on 5; then
   log "stage 5: compare the experiments in $exp_root"
   # shellcheck disable=SC2086
-  "$python" "$local_dir/compare.py" --exp_root "$exp_root" --title "$dataset" $compare_opts
+  "$python" "$local_dir/compare.py" --exp_root "$exp_root" --title "$dataset" \
+    --benchmark "$dataset" $compare_opts
   log "stage 5 done ($(elapsed))"
 fi

@@ -4,7 +4,13 @@
 Usage:
     python local/train.py --conf conf/tdanet.yml --data_dir data/wav8k --exp_dir exp/tdanet \
         [--gpus auto|0,1|cpu] [--cpu_procs N] [--num_nodes K] [--resume yes] [--overwrite yes] \
+        [--precision 32-true|bf16-mixed|16-mixed] \
         [--section.key VALUE ...]     # conf overrides, e.g. --optim.lr 5e-4 --training.epochs 1
+
+Under srun or torchrun every process runs this same command: ranks, world size and the main
+node come from the launcher's variables (asteroid_tdanet/recipes/launch.py), and global rank 0
+alone prepares and writes exp_dir. A restarted job (SLURM requeue, torchrun --max-restarts)
+resumes from exp_dir/checkpoints/last.ckpt by itself.
 """
 
 from __future__ import annotations
@@ -28,11 +34,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_nodes", type=int, default=1, help="machines (multi-node DDP)")
     parser.add_argument("--resume", default="no", help="yes: continue from last.ckpt")
     parser.add_argument("--overwrite", default="no", help="yes: delete an existing exp_dir")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("32-true", "bf16-mixed", "16-mixed"),
+        help="Lightning precision (default: the conf's training.precision)",
+    )
     parser.add_argument("--progress_bar", default="yes")
     args, overrides = parser.parse_known_args(argv)
     setup_logging()
 
     from asteroid_tdanet.recipes.config import ConfigError, load_conf
+    from asteroid_tdanet.recipes.launch import LaunchError
     from asteroid_tdanet.recipes.training import (
         ExperimentExistsError,
         NonFiniteLossError,
@@ -40,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     try:
+        if args.precision is not None:
+            overrides = [*overrides, "--training.precision", args.precision]
         conf = load_conf(args.conf, overrides)
         best = train(
             conf,
@@ -52,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
             overwrite=yes_no(args.overwrite),
             progress_bar=yes_no(args.progress_bar),
         )
-    except (ConfigError, ExperimentExistsError, NonFiniteLossError, FileNotFoundError) as err:
+    except (
+        ConfigError,
+        ExperimentExistsError,
+        NonFiniteLossError,
+        FileNotFoundError,
+        LaunchError,
+    ) as err:
         fail(err)
     if best is not None:
         print(f"best model: {best}")

@@ -100,6 +100,8 @@ def tiny_conf(
                 "precision": "32-true",
                 "save_top_k": 2,
                 "accumulate_grad_batches": 1,
+                "reference_batch": None,
+                "batch_rule": "accumulate",
                 "seed": 0,
                 "log_every_n_steps": 1,
                 "find_unused_parameters": False,

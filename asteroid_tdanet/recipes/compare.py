@@ -3,8 +3,11 @@
 For each ``exp/<tag>/`` with ``results/final_metrics.json``: model, SI-SNRi, SDRi, parameters,
 MACs per second of audio and the CPU real-time factor (``asteroid_tdanet.bench``), written to
 ``exp/compare.md``, ``exp/compare.csv`` and ``exp/compare.png`` (quality against MACs, the layout
-of the paper's Figure 1). Efficiency numbers are cached in ``exp/<tag>/results/bench.json`` and
-recomputed when ``best_model.pth`` changes.
+of the paper's Figure 1). With ``benchmark`` (a data set of the paper), each row also shows the
+paper's SI-SNRi and SDRi for its model, the figure marks them, and ``compare.md`` lists the
+paper's Table 2 and the toolkits' published baselines with their sources
+(:mod:`asteroid_tdanet.recipes.published`). Efficiency numbers are cached in
+``exp/<tag>/results/bench.json`` and recomputed when ``best_model.pth`` changes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ COLUMNS = [
     ("tag", "experiment"),
     ("model", "model"),
     ("si_snri", "SI-SNRi (dB)"),
+    ("paper_si_snri", "SI-SNRi paper (dB)"),
     ("sdri", "SDRi (dB)"),
+    ("paper_sdri", "SDRi paper (dB)"),
     ("params_m", "params (M)"),
     ("gmacs_per_s", "MACs (G/s of audio)"),
     ("cpu_rtf", "CPU RTF"),
@@ -88,7 +93,9 @@ def collect(exp_root: str | Path, rtf_repeats: int = 5) -> list[dict[str, Any]]:
                 "tag": exp_dir.name,
                 "model": conf["model"]["name"],
                 "si_snri": metrics.get("si_sdr_imp", {}).get("mean"),
+                "paper_si_snri": None,  # set by compare() for a benchmark of the paper
                 "sdri": metrics.get("sdr_imp", {}).get("mean"),
+                "paper_sdri": None,
                 "params_m": bench["params_m"],
                 "gmacs_per_s": bench["gmacs_per_s"],
                 "cpu_rtf": bench["cpu_rtf"],
@@ -114,9 +121,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([head, rule, *body])
 
 
-def compare(exp_root: str | Path, rtf_repeats: int = 5, title: str = "") -> str:
-    """Write ``compare.{md,csv,png}`` in ``exp_root`` and return the markdown table."""
+def compare(
+    exp_root: str | Path, rtf_repeats: int = 5, title: str = "", benchmark: str | None = None
+) -> str:
+    """Write ``compare.{md,csv,png}`` in ``exp_root`` and return the markdown table.
+
+    Args:
+        exp_root: The experiments folder.
+        rtf_repeats: Timed runs for the CPU real-time factor (0: not measured).
+        title: Figure title.
+        benchmark: The recipe's data set (``librimix``, ``wham``, ``lrs2_2mix``): adds the
+            published figures. None, or a data set the paper does not report: none are shown.
+    """
     from .plots import plot_quality_vs_macs
+    from .published import add_paper_columns, has_figures, published_section
 
     exp_root = Path(exp_root)
     if not exp_root.is_dir():
@@ -124,11 +142,15 @@ def compare(exp_root: str | Path, rtf_repeats: int = 5, title: str = "") -> str:
     rows = collect(exp_root, rtf_repeats)
     if not rows:
         raise FileNotFoundError(f"no evaluated experiment in {exp_root} (run stages 2 and 3)")
+    add_paper_columns(rows, benchmark)
     table = markdown_table(rows)
     note = (
-        "\n\nSI-SNRi/SDRi: mean over the test set; MACs: one forward pass on 1 s of audio; "
+        "\n\nSI-SNRi/SDRi: mean over the test set; paper: the TDANet paper's Table 2 for the "
+        "same model and benchmark (n/a: not published); MACs: one forward pass on 1 s of audio; "
         "CPU RTF: processing time / audio duration on this machine's CPU (lower is faster).\n"
     )
+    if has_figures(benchmark):
+        note += "\n" + published_section(benchmark, rows)
     (exp_root / "compare.md").write_text(table + note)
     with open(exp_root / "compare.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[k for k, _ in COLUMNS])

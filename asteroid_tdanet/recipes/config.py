@@ -37,6 +37,9 @@ A conf has seven sections; every key is required, so the file shows every value 
       precision: 32-true       # 32-true | bf16-mixed | 16-mixed (Lightning precision)
       save_top_k: 5            # best checkpoints kept (by val_loss), besides last.ckpt
       accumulate_grad_batches: 1
+      reference_batch: 4       # effective batch the learning rate was set for (null: no check)
+      batch_rule: accumulate   # keeps reference_batch on other device counts: accumulate |
+                               # per_device | scale_lr | none (asteroid_tdanet/recipes/batch.py)
       seed: 0
       log_every_n_steps: 50    # TensorBoard step logging period
       find_unused_parameters: false   # DDP: set true only for models with unused parameters
@@ -121,6 +124,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "precision": Field(str, choices=("32-true", "bf16-mixed", "16-mixed")),
         "save_top_k": Field(int),
         "accumulate_grad_batches": Field(int),
+        "reference_batch": Field(int, nullable=True),
+        "batch_rule": Field(str, choices=("accumulate", "per_device", "scale_lr", "none")),
         "seed": Field(int),
         "log_every_n_steps": Field(int),
         "find_unused_parameters": Field(bool),
@@ -255,6 +260,8 @@ def _check_consistency(conf: dict[str, Any], source: str) -> None:
     _check_augmentation(data, source)
     if training["epochs"] < 1 or training["accumulate_grad_batches"] < 1:
         raise ConfigError(f"{source}: training.epochs and accumulate_grad_batches must be >= 1")
+    if training["reference_batch"] is not None and training["reference_batch"] < 1:
+        raise ConfigError(f"{source}: training.reference_batch must be >= 1 or null")
     if training["max_minutes"] is not None and training["max_minutes"] <= 0:
         raise ConfigError(f"{source}: training.max_minutes must be > 0 or null")
     if training["max_steps"] is not None and training["max_steps"] < 1:

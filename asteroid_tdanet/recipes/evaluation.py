@@ -156,6 +156,21 @@ def _write_example(
     plot_separation_example(mix, refs, ests, sample_rate, folder / "separation.png", title=title)
 
 
+PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def autocast_of(precision: str, device: torch.device) -> torch.autocast:
+    """The ``torch.autocast`` context of a Lightning precision name (disabled for 32-true)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is torch.float16 and device.type == "cpu":
+        # As Lightning's Trainer does on the CPU (no fp16 autocast there): bf16 instead.
+        log.warning("--precision 16-mixed on the CPU: evaluating in bf16-mixed, as training does")
+        dtype = torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def evaluate(
     exp_dir: str | Path,
     data_dir: str | Path,
@@ -164,6 +179,7 @@ def evaluate(
     jobs: int = 1,
     max_utterances: int | None = None,
     progress_bar: bool = True,
+    precision: str = "32-true",
 ) -> dict[str, dict[str, float | None]]:
     """Separate every test utterance (whole length) and score it.
 
@@ -175,6 +191,8 @@ def evaluate(
             are CPU-bound).
         max_utterances: Score only the first N utterances (quick checks).
         progress_bar: Show a tqdm bar.
+        precision: ``32-true``, or ``bf16-mixed`` / ``16-mixed``: the model runs under
+            ``torch.autocast`` with that dtype (the scores are computed in float32).
 
     Returns:
         The contents of ``final_metrics.json``.
@@ -200,6 +218,7 @@ def evaluate(
     if "pesq" in metrics and sample_rate not in (8000, 16000):
         raise ConfigError(f"{conf_path}: PESQ needs 8000 or 16000 Hz, data is {sample_rate} Hz")
     torch_device = resolve_device(device)
+    autocast = autocast_of(precision, torch_device)
     model = load_model(model_path).to(torch_device).eval()
     test_set = make_dataset(
         data["format"],
@@ -246,7 +265,7 @@ def evaluate(
             mixture, sources, utt_id = test_set[index]
             mixture = torch.as_tensor(mixture, dtype=torch.float32)
             sources = torch.as_tensor(sources, dtype=torch.float32)
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 estimates = model(mixture[None].to(torch_device)).float().cpu()
             if estimates.shape[-1] != mixture.shape[-1] or estimates.shape[1] != sources.shape[0]:
                 raise RuntimeError(

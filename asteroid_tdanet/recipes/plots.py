@@ -106,10 +106,13 @@ def plot_separation_example(
 def plot_quality_vs_macs(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """SI-SNRi against MACs per second of audio (log scale), marker area ~ parameters.
 
-    The layout of the paper's Figure 1. Rows without MACs are left out of the plot.
+    The layout of the paper's Figure 1. Rows without MACs are left out of the plot. A row with
+    ``paper_si_snri`` also gets a hollow marker at the paper's SI-SNRi for its model (at the
+    same MACs: the paper's absolute MACs are not used), joined to the run's by a dashed line.
 
     Args:
-        rows: Dicts with ``tag``, ``si_snri``, ``gmacs_per_s``, ``params_m``.
+        rows: Dicts with ``tag``, ``si_snri``, ``gmacs_per_s``, ``params_m`` and optionally
+            ``paper_si_snri``.
         path: PNG to write.
         title: Figure title.
     """
@@ -122,9 +125,22 @@ def plot_quality_vs_macs(rows: list[dict[str, Any]], path: str | Path, title: st
         and float(r["gmacs_per_s"]) > 0
         and _finite(r.get("si_snri"))
     ]
+    any_paper = False
     for i, row in enumerate(shown):
         size = 40 + 60 * float(row.get("params_m") or 0.0)
         ax.scatter(row["gmacs_per_s"], row["si_snri"], s=size, alpha=0.6, color=f"C{i % 10}")
+        if _finite(row.get("paper_si_snri")):
+            x, ours, published = row["gmacs_per_s"], row["si_snri"], row["paper_si_snri"]
+            ax.plot([x, x], [ours, published], "--", color=f"C{i % 10}", lw=1, alpha=0.7)
+            ax.scatter(
+                x,
+                published,
+                s=size,
+                facecolors="none",
+                edgecolors=f"C{i % 10}",
+                label="TDANet paper, Table 2 (hollow)" if not any_paper else None,
+            )
+            any_paper = True
         ax.annotate(
             row["tag"],
             (row["gmacs_per_s"], row["si_snri"]),
@@ -134,6 +150,8 @@ def plot_quality_vs_macs(rows: list[dict[str, Any]], path: str | Path, title: st
         )
     if shown:
         ax.set_xscale("log")
+    if any_paper:
+        ax.legend(loc="lower right", fontsize=8)
     else:
         ax.text(
             0.5, 0.5, "no experiment with MACs and SI-SNRi", ha="center", transform=ax.transAxes

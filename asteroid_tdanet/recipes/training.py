@@ -17,18 +17,23 @@ CPU or GPUs, several GPUs and nodes through Lightning DDP, CPU DDP (gloo) for te
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
-import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, build_model, conf_diff, dump_conf
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .batch import BatchPlan
+    from .launch import Launch
 
 log = logging.getLogger(__name__)
 
@@ -357,24 +362,40 @@ def _triples(diff: dict[str, tuple[Any, Any]]):
     return [(k, a, b) for k, (a, b) in diff.items()]
 
 
-def trainer_devices(gpus: str, cpu_procs: int) -> dict[str, Any]:
+def trainer_devices(gpus: str, cpu_procs: int, launch: Launch | None = None) -> dict[str, Any]:
     """Lightning accelerator/devices from ``--gpus`` and ``--cpu_procs``.
 
     Args:
         gpus: ``auto`` (Asteroid's default: every visible GPU, the CPU when there is none),
             GPU ids such as ``0,1``, or ``""`` / ``cpu`` for the CPU.
         cpu_procs: Processes on the CPU (>1: DDP over gloo).
+        launch: The launcher (:func:`~asteroid_tdanet.recipes.launch.detect_launch`). Under
+            srun or torchrun the launcher started one process per device: ``auto`` then means
+            that many devices (GPUs if there are, else CPU processes), whatever ``cpu_procs``.
 
     Returns:
-        ``{"accelerator": "gpu", "devices": [ids]}`` or ``{"accelerator": "cpu", "devices": n}``.
+        ``{"accelerator": "gpu", "devices": [ids] or n}`` or ``{"accelerator": "cpu",
+        "devices": n}``.
 
     Raises:
         RuntimeError: GPU ids asked but CUDA is not available, or an id that is not visible.
         ValueError: Unreadable ids, or ``cpu_procs < 1``.
     """
     text = gpus.replace(" ", "").lower()
+    per_node = launch.devices_per_node if launch is not None and launch.external else None
     if text == "auto":
         gpu_ids = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        if per_node is not None:
+            if gpu_ids:
+                # Lightning gives each process the GPU of its local rank among these.
+                if len(gpu_ids) < per_node:
+                    raise RuntimeError(
+                        f"{launch.launcher} started {per_node} processes on this node but it "
+                        f"has {len(gpu_ids)} visible GPU(s): ask for one GPU per process "
+                        "(sbatch --gpus-per-node, not --gpus-per-task)"
+                    )
+                return {"accelerator": "gpu", "devices": per_node}
+            return {"accelerator": "cpu", "devices": per_node}
     elif text in ("", "cpu"):
         gpu_ids = []
     else:
@@ -395,19 +416,77 @@ def trainer_devices(gpus: str, cpu_procs: int) -> dict[str, Any]:
             )
     if gpu_ids:
         return {"accelerator": "gpu", "devices": gpu_ids}
+    if per_node is not None:
+        return {"accelerator": "cpu", "devices": per_node}
     if cpu_procs < 1:
         raise ValueError(f"--cpu_procs must be >= 1, got {cpu_procs}")
     return {"accelerator": "cpu", "devices": cpu_procs}
 
 
-def describe_devices(devices: dict[str, Any], gpus: str) -> str:
+def _count(devices: dict[str, Any]) -> int:
+    """Processes per node of a :func:`trainer_devices` answer."""
+    return len(devices["devices"]) if isinstance(devices["devices"], list) else devices["devices"]
+
+
+def launch_nodes(launch: Launch, num_nodes: int) -> int:
+    """Nodes of an srun/torchrun launch; ``--num_nodes`` may only repeat it."""
+    from .launch import LaunchError
+
+    if num_nodes not in (1, launch.nodes):
+        raise LaunchError(
+            f"{launch.launcher} runs on {launch.nodes} node(s) but --num_nodes is {num_nodes}: "
+            "leave --num_nodes at 1 (the launcher's node count is used)"
+        )
+    return int(launch.nodes)
+
+
+def describe_devices(devices: dict[str, Any], gpus: str, num_nodes: int = 1) -> str:
     """One log line saying where training runs, and why."""
+    nodes = f" per node x {num_nodes} nodes" if num_nodes > 1 else ""
     if devices["accelerator"] == "gpu":
+        if isinstance(devices["devices"], int):  # under srun/torchrun: one per process
+            return f"training on {devices['devices']} GPU(s){nodes}, one per process"
         names = ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in devices["devices"])
         how = "every visible GPU (--gpus auto)" if gpus.strip() == "auto" else f"--gpus {gpus}"
-        return f"training on {len(devices['devices'])} GPU(s): {names}; {how}"
+        return f"training on {len(devices['devices'])} GPU(s){nodes}: {names}; {how}"
     why = "no GPU is visible" if gpus.strip() == "auto" else f"--gpus {gpus!r} asks for the CPU"
-    return f"training on the CPU ({devices['devices']} process(es)): {why}"
+    return f"training on the CPU ({devices['devices']} process(es){nodes}): {why}"
+
+
+def check_exp_dir(exp_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """:func:`prepare_exp_dir`'s checks without its writes, for processes other than rank 0.
+
+    They see the same files as rank 0 on the shared filesystem, so they stop with the same
+    error rather than waiting for a rank 0 that has stopped. (The conf comparison of a resume is
+    rank 0's alone: rank 0 stops before the process group forms, and the others' rendezvous
+    then fails.)
+    """
+    if resume and overwrite:
+        raise ValueError("choose either resume or overwrite, not both")
+    last = exp_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume yes but {last} does not exist: nothing to resume")
+        return last
+    if not overwrite:
+        exists = (exp_dir / "best_model.pth").exists() or any(
+            (exp_dir / "checkpoints").glob("*.ckpt")
+        )
+        if exists:
+            raise ExperimentExistsError(
+                f"{exp_dir} already holds an experiment. Continue it with --resume yes, replace "
+                "it with --overwrite yes, or choose another --tag"
+            )
+    return None
+
+
+def apply_plan(conf: dict[str, Any], plan: BatchPlan) -> dict[str, Any]:
+    """The conf with the batch plan's batch size, accumulation and learning rate."""
+    out = copy.deepcopy(conf)
+    out["data"]["batch_size"] = plan.batch_size
+    out["training"]["accumulate_grad_batches"] = plan.accumulate
+    out["optim"]["lr"] = plan.lr
+    return out
 
 
 def train(
@@ -421,6 +500,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress_bar: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> Path | None:
     """Train the conf's model; write the experiment directory described in the module doc.
 
@@ -434,6 +514,7 @@ def train(
         resume: Continue from ``checkpoints/last.ckpt``.
         overwrite: Delete an existing experiment first.
         progress_bar: Show Lightning's progress bar.
+        callbacks: Further Lightning callbacks.
 
     Returns:
         ``best_model.pth`` (on the global-zero process; None on the others).
@@ -446,25 +527,54 @@ def train(
     from pytorch_lightning.loggers import TensorBoardLogger
     from pytorch_lightning.strategies import DDPStrategy
 
+    from .batch import plan_batch
+    from .launch import check_layout, cluster_plugins, detect_launch
+
     data_dir, exp_dir = Path(data_dir), Path(exp_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory not found: {data_dir} (run stage 1 first)")
-    devices = trainer_devices(gpus, cpu_procs)
-    log.info(describe_devices(devices, gpus))
-    n_devices = (
-        len(devices["devices"]) if isinstance(devices["devices"], list) else devices["devices"]
-    )
-    world = n_devices * num_nodes
-    # Only the launching process decides about the directory; DDP children (which Lightning
-    # starts by re-running the script) find it already prepared.
-    child = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-    if child:
-        last = exp_dir / "checkpoints" / "last.ckpt"
-        ckpt_path = last if resume and last.is_file() else None
-    else:
+    launch = detect_launch()
+    devices = trainer_devices(gpus, cpu_procs, launch)
+    if launch.external:
+        num_nodes = launch_nodes(launch, num_nodes)
+        check_layout(launch, _count(devices), num_nodes)
+    world = _count(devices) * num_nodes
+    rank_zero = launch.global_rank == 0
+    if rank_zero:
+        log.info(launch.describe())
+    plan = plan_batch(conf, world)
+    if rank_zero:
+        log.info(plan.describe(describe_devices(devices, gpus, num_nodes)))
+        for note in plan.notes:
+            log.info(note)
+        if plan.warning:
+            log.warning(plan.warning)
+    last = exp_dir / "checkpoints" / "last.ckpt"
+    if launch.restart and not resume and last.is_file():
+        # A requeued SLURM job (or workers restarted by torchrun) runs the same command again:
+        # it continues the run it was interrupted in, never starts it over (nor --overwrite it).
+        if rank_zero:
+            log.warning(
+                "%s restart %d: resuming from %s%s",
+                launch.launcher,
+                launch.restart,
+                last,
+                " (--overwrite ignored)" if overwrite else "",
+            )
+        resume, overwrite = True, False
+    if rank_zero:
+        # Global rank 0 alone decides about and writes the directory. With an external launcher
+        # the other processes start at the same moment: they run the same read-only checks (so
+        # they stop with the same error) and touch nothing; they reach the directory only after
+        # joining the process group in trainer.fit, which rank 0 joins once it is prepared.
         ckpt_path = prepare_exp_dir(exp_dir, conf, resume, overwrite)
         exp_dir.mkdir(parents=True, exist_ok=True)
         dump_conf(conf, exp_dir / "conf.yml")
+        log.info("experiment directory %s prepared by global rank 0", exp_dir)
+    else:
+        ckpt_path = check_exp_dir(exp_dir, resume, overwrite)
+    child = not rank_zero
+    conf = apply_plan(conf, plan)
 
     training = conf["training"]
     pl.seed_everything(training["seed"], workers=True, verbose=False)
@@ -521,7 +631,7 @@ def train(
         enable_version_counter=False,
         verbose=False,
     )
-    callbacks: list[Any] = [checkpoint, last]
+    callbacks = [checkpoint, last, *callbacks]
     if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, len(train_loader) // 50)))
     if training["early_stop_patience"] is not None:
@@ -552,6 +662,7 @@ def train(
         log_every_n_steps=training["log_every_n_steps"],
         enable_progress_bar=progress_bar,
         enable_model_summary=not child,
+        plugins=cluster_plugins(launch),
         **devices,
     )
     if ckpt_path is not None and trainer.is_global_zero:

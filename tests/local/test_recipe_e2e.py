@@ -20,6 +20,9 @@ import yaml
 from fake_trees import make_librimix_tree, make_lrs2_tree, make_wham_tree
 from recipe_helpers import CONFS, RECIPES, REPO, TINY_ARGS, TINY_TRAINING
 
+from asteroid_tdanet.paper import paper_results
+from asteroid_tdanet.recipes.published import PAPER_MODELS
+
 MODEL_OF_CONF = {
     "tdanet": "TDANet",
     "tdanet_large": "TDANetLarge",
@@ -127,9 +130,13 @@ def run_all(recipe: str, confs: list[str], tmp_path: Path) -> Path:
     with open(exp_root / "compare.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["tag"] for r in rows] == sorted(confs)
+    published = paper_results(recipe)
     for row in rows:
         assert row["model"] == MODEL_OF_CONF[row["tag"]]
         assert float(row["gmacs_per_s"]) > 0 and float(row["params_m"]) > 0
+        # The recipe passes its benchmark to stage 5: the paper's figure beside ours.
+        figure = published[PAPER_MODELS[row["model"]]]["si_snri"]
+        assert float(row["paper_si_snri"]) == figure.value
     assert (exp_root / "compare.png").is_file() and (exp_root / "compare.md").is_file()
     return exp_root
 

@@ -52,7 +52,7 @@ def test_kaldi_style_options_set_variables():
     ("args", "message"),
     [
         (["--stagee", "2"], "unknown option --stagee"),
-        (["--resume", "maybe"], "takes yes or no"),
+        (["--resume", "maybe"], "takes yes or no (or true/false)"),
         (["--stage"], "needs a value"),
         (["--1bad", "x"], "unknown option"),
     ],
@@ -106,6 +106,9 @@ def test_driver_refuses_inconsistent_options(tmp_path: Path):
         (["--gpus", ""], "", "cpu"),
         (["--gpus", "cpu"], "", "cpu"),
         (["--gpus", "1,2"], "1,2", "cuda:1"),
+        (["--id", "1,2"], "1,2", "cuda:1"),  # Asteroid's recipes' name
+        (["--ngpu", "2"], "0,1", "cuda:0"),  # ESPnet's: the first N visible GPUs
+        (["--ngpu", "0"], "", "cpu"),  # ESPnet's CPU
     ],
 )
 @pytest.mark.parametrize("conf_name", ["train_enh_x.yaml", "train_enh_x.yml"])
@@ -135,3 +138,59 @@ def test_devices_and_tags_reach_the_stages(tmp_path, gpu_args, train_gpus, eval_
         assert step["--exp_dir"] == "exp/train_enh_x"  # .yaml and .yml both stripped
     assert train["--gpus"] == train_gpus
     assert evaluate["--device"] == eval_device
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [("yes", "yes"), ("true", "yes"), ("True", "yes"), ("false", "no")]
+)
+def test_booleans_take_true_and_false_as_kaldi_and_espnet_do(value: str, stored: str):
+    out = parse("--resume", value)
+    assert out.returncode == 0, out.stderr
+    assert f"resume={stored}" in out.stdout
+
+
+def recorded_calls(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run stages 2-3 with a stand-in interpreter; the options each step was called with."""
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "fake_python"
+    fake.write_text(
+        '#!/usr/bin/env bash\nif [ "$1" = -c ]; then echo 8000; exit 0; fi\n'
+        f'{{ printf "%s\\t" "$@"; echo; }} >> {log}\n'
+    )
+    fake.chmod(0o755)
+    run = subprocess.run(
+        [str(REPO / "local" / "recipe.sh"), "--dataset", "librimix", "--stage", "2"]
+        + ["--stop_stage", "3", "--python", str(fake), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    if not log.exists():
+        return run, []
+    calls = [line.split("\t")[1:-1] for line in log.read_text().splitlines()]
+    return run, [dict(zip(c[0::2], c[1::2], strict=True)) for c in calls]
+
+
+def test_precision_reaches_training_and_evaluation(tmp_path: Path):
+    run, (train, evaluate) = recorded_calls(tmp_path, "--precision", "bf16-mixed")
+    assert run.returncode == 0, run.stderr
+    assert train["--precision"] == evaluate["--precision"] == "bf16-mixed"
+    (tmp_path / "default").mkdir()
+    run, (train, evaluate) = recorded_calls(tmp_path / "default")
+    assert "--precision" not in train and "--precision" not in evaluate  # the conf's / float32
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--id", "0", "--ngpu", "1"], "--id and --ngpu both choose the GPUs"),
+        (["--gpus", "0", "--ngpu", "1"], "--gpus and --ngpu both choose the GPUs"),
+        (["--gpus", "0", "--id", "1"], "--gpus and --id both choose the GPUs"),
+        (["--ngpu", "two"], "--ngpu takes a number of GPUs"),
+        (["--precision", "bf16"], "--precision takes 32-true, bf16-mixed or 16-mixed"),
+    ],
+)
+def test_conflicting_device_options_are_errors(tmp_path: Path, args, message):
+    run, calls = recorded_calls(tmp_path, *args)
+    assert run.returncode != 0 and message in run.stderr and calls == []
