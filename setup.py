@@ -95,7 +95,9 @@ setup(
     description="TDANet (ICLR 2023) as an Asteroid plugin, with recipes and benchmarks",
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="MIT",
+    # MIT for the project; asteroid_tdanet/bench/look2hear_reference.py is Apache-2.0 (NOTICE).
+    license="MIT AND Apache-2.0",
+    license_files=["LICENSE", "NOTICE", "LICENSES/Apache-2.0.txt"],
     python_requires=">=3.10",
     packages=find_packages(include=["asteroid_tdanet", "asteroid_tdanet.*"]),
     py_modules=["asteroid_tdanet_hook"],
@@ -130,6 +132,8 @@ setup(
         ]
     },
     classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: Multimedia :: Sound/Audio :: Speech",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
