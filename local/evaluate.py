@@ -3,7 +3,9 @@
 
 Usage:
     python local/evaluate.py --exp_dir exp/tdanet --data_dir data/wav8k [--device auto|cpu|cuda]
-        [--jobs N] [--max_utterances N]
+        [--jobs N] [--max_utterances N] [--report_examples N]
+
+Then writes the evaluation report, exp/<tag>/report/index.html (asteroid_tdanet.recipes.report).
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="processes computing metrics")
     parser.add_argument("--max_utterances", type=int, default=None, help="score only the first N")
     parser.add_argument("--progress_bar", default="yes")
+    parser.add_argument(
+        "--report_examples", type=int, default=2, help="worst and best mixtures in the report"
+    )
     args = parser.parse_args(argv)
     setup_logging()
 
     from asteroid_tdanet.recipes.config import ConfigError
     from asteroid_tdanet.recipes.evaluation import evaluate, format_metrics
+    from asteroid_tdanet.recipes.report import build_report
 
     try:
         final = evaluate(
@@ -37,10 +43,14 @@ def main(argv: list[str] | None = None) -> None:
             max_utterances=args.max_utterances,
             progress_bar=yes_no(args.progress_bar),
         )
-    except (ConfigError, FileNotFoundError) as err:
+        report = build_report(
+            args.exp_dir, args.data_dir, n_each=args.report_examples, device=args.device
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
         fail(err)
     print(format_metrics(final))
     print(f"results: {Path(args.exp_dir) / 'results'}")
+    print(f"report: {report}")
 
 
 if __name__ == "__main__":
