@@ -147,16 +147,20 @@ def test_build_report_names_what_is_missing(tmp_path, evaluated):
 
 BROWSER_CHECK = r"""
 async () => {
+  const within = (promise, what) => Promise.race([promise, new Promise((_, bad) =>
+    setTimeout(() => bad(new Error('timed out: ' + what)), 10000))]);
   const images = [...document.images].map(
     i => ({src: i.src, ok: i.complete && i.naturalWidth > 0}));
   const audios = [...document.querySelectorAll('audio')];
-  await Promise.all(audios.map(a => a.readyState >= 1 ? null : new Promise((ok, bad) => {
-    a.addEventListener('loadedmetadata', ok, {once: true});
-    a.addEventListener('error', () => bad(new Error('audio error ' + a.src)), {once: true});
-  })));
+  const loaded = a => a.error ? Promise.reject(new Error('audio error ' + a.src))
+    : a.readyState >= 1 ? Promise.resolve() : new Promise((ok, bad) => {
+      a.addEventListener('loadedmetadata', ok, {once: true});
+      a.addEventListener('error', () => bad(new Error('audio error ' + a.src)), {once: true});
+    });
+  await within(Promise.all(audios.map(loaded)), 'audio metadata');
   const durations = audios.map(a => ({src: a.src, duration: a.duration, error: a.error}));
   const player = audios[audios.length - 1];
-  await player.play();
+  await within(player.play(), 'play()');
   await new Promise(r => setTimeout(r, 400));
   return {images, durations, playing: !player.paused, time: player.currentTime};
 }
