@@ -310,14 +310,80 @@ def build_report(
     )
 
 
+# The paper's task per benchmark (Table 2): clean separation, except WHAM!'s noisy one.
+PAPER_TASKS = {"lrs2_2mix": "sep_clean", "librimix": "sep_clean", "wham": "sep_noisy"}
+# Our result keys -> the paper module's metric names.
+PAPER_METRICS = {"si_sdr_imp": "si_snri", "sdr_imp": "sdri"}
+# Architecture arguments that must be the paper's for its TDANet figures to apply.
+TDANET_SIZES = ("bn_chan", "hid_chan", "n_blocks", "upsampling_depth")
+
+
+def paper_model_key(model_name: str, model_args: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The paper's Table 2 row for a recipe model, or ``None`` and why there is none."""
+    import inspect
+
+    from asteroid_tdanet.models import TDANet, TDANetLarge
+
+    if model_name in ("ConvTasNet", "DPRNNTasNet", "Sepformer"):
+        key = {"ConvTasNet": "convtasnet", "DPRNNTasNet": "dprnn", "Sepformer": "sepformer"}
+        return key[model_name], ""
+    if model_name not in ("TDANet", "TDANetLarge"):
+        return None, f"the paper reports no {model_name}"
+    cls = TDANetLarge if model_name == "TDANetLarge" else TDANet
+    defaults = {
+        name: param.default
+        for klass in (TDANet, cls)
+        for name, param in inspect.signature(klass.__init__).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    differ = [k for k in TDANET_SIZES if model_args.get(k, defaults[k]) != defaults[k]]
+    if differ:
+        return None, (
+            "this model's size differs from the paper's (" + ", ".join(differ) + "), so the "
+            "paper's figures do not apply"
+        )
+    kernel = float(model_args.get("enc_kernel_ms", defaults["enc_kernel_ms"]))
+    if kernel == 4.0:
+        return "tdanet", ""
+    if kernel == 2.0:
+        return "tdanet_large", ""
+    return None, f"the paper reports 4 ms and 2 ms encoder kernels, not {kernel:g} ms"
+
+
 def paper_figures(
     model_name: str, model_args: Mapping[str, Any], data: Mapping[str, Any]
 ) -> tuple[dict[str, float], str]:
-    """The paper's published figures for this model on this benchmark, and their source.
+    """The paper's Table 2 figures for this model on this benchmark, and their source.
 
-    Empty when the paper reports none (e.g. the offline demo's data set).
+    Args:
+        model_name: The conf's ``model.name``.
+        model_args: The conf's ``model.args``.
+        data: The conf's ``data`` section (``format``, ``task``).
+
+    Returns:
+        ``({result key: value}, source)``; no figures, and the reason as the source text, when
+        the paper reports none for this data set, task or model.
     """
-    return {}, ""
+    from asteroid_tdanet import paper
+
+    benchmark = data["format"]
+    if benchmark not in paper.BENCHMARKS:
+        return {}, f"the paper reports no results on {benchmark}"
+    if data.get("task") != PAPER_TASKS[benchmark]:
+        return {}, (
+            f"the paper reports {paper.BENCHMARK_LABELS[benchmark]} for the task "
+            f"{PAPER_TASKS[benchmark]}, not {data.get('task')}"
+        )
+    key, why = paper_model_key(model_name, model_args)
+    table = paper.paper_results(benchmark)
+    if key is None or key not in table:
+        return {}, why or f"the paper reports no {model_name} on {benchmark}"
+    row = table[key]
+    figures = {ours: row[theirs].value for ours, theirs in PAPER_METRICS.items() if theirs in row}
+    source = row["si_snri"].source
+    label = paper.MODEL_LABELS[key]
+    note = f"; {row['si_snri'].note}" if row["si_snri"].note else ""
+    return figures, f"{label}, {source.citation}, {source.location} ({source.variant}{note})"
 
 
 def _write_example_audio(folder: Path, example: Example) -> None:
@@ -361,7 +427,7 @@ def _metrics_table(
     note = (
         f"Paper column: {_e(paper_source)}."
         if paper
-        else "Paper column: the paper reports no figure for this model on this data set."
+        else f"Paper column: empty, {_e(paper_source) or 'no published figure applies'}."
     )
     lines.append(
         f"<p class='note'>{note} SI-SNRi is stored as <code>si_sdr_imp</code> (SI-SNR and "

@@ -18,7 +18,13 @@ from asteroid_tdanet.data.prepare import prepare
 from asteroid_tdanet.io import save_model_file
 from asteroid_tdanet.recipes.config import dump_conf, validate
 from asteroid_tdanet.recipes.evaluation import evaluate
-from asteroid_tdanet.recipes.report import Example, build_report, pick_examples, write_report
+from asteroid_tdanet.recipes.report import (
+    Example,
+    build_report,
+    paper_figures,
+    pick_examples,
+    write_report,
+)
 
 RATE = 8000
 
@@ -202,3 +208,26 @@ def test_make_test_installs_the_browser_first():
     """``make test`` depends on ``make browser``, which installs Debian's chromium."""
     out = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True).stdout
     assert "apt-get install" in out and "chromium" in out
+
+
+@pytest.mark.parametrize(
+    "model, args, data, expected",
+    [
+        ("TDANet", {}, ("librimix", "sep_clean"), {"si_sdr_imp": 16.9, "sdr_imp": 17.4}),
+        ("TDANetLarge", {}, ("lrs2_2mix", "sep_clean"), {"si_sdr_imp": 14.2, "sdr_imp": 14.5}),
+        (
+            "TDANet",
+            {"enc_kernel_ms": 2.0},
+            ("wham", "sep_noisy"),
+            {"si_sdr_imp": 15.2, "sdr_imp": 15.4},
+        ),
+        ("ConvTasNet", {}, ("wham", "sep_noisy"), {"si_sdr_imp": 12.7}),  # Table 2 prints "-"
+        ("TDANet", {"bn_chan": 64, "n_blocks": 4}, ("librimix", "sep_clean"), {}),  # the demo's
+        ("TDANet", {}, ("mini2mix", "sep_clean"), {}),
+        ("TDANet", {}, ("wham", "sep_clean"), {}),  # the paper's WHAM! task is the noisy one
+    ],
+)
+def test_the_paper_column_holds_table_2_only_where_it_applies(model, args, data, expected):
+    figures, source = paper_figures(model, args, {"format": data[0], "task": data[1]})
+    assert figures == expected
+    assert ("Table 2" in source) == bool(expected), source
