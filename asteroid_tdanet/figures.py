@@ -258,11 +258,11 @@ def plot_quality_vs_macs(
 
 
 def demo_figures(exp_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """The demo run's training curve, and its best-scored test mixture separated again."""
+    """The demo run's training curve and the best-scored of the test mixtures stage 3 wrote."""
+    import yaml
+
     from asteroid_tdanet.recipes.plots import plot_separation_example, plot_training_curve
     from asteroid_tdanet.recipes.training import read_history
-
-    import yaml
 
     exp_dir, out_dir = Path(exp_dir), Path(out_dir)
     conf = yaml.safe_load((exp_dir / "conf.yml").read_text())
