@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	gpu-check results-ci results-startup results-chunking results-long-audio
+	gpu-check results-ci results-startup results-chunking results-long-audio browser docs-figures
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -35,12 +35,14 @@ $(STAMP): setup.py Makefile
 	$(PY) -m pip install --quiet -e ".[all]" $(TORCH_PINS)
 	touch $(STAMP)
 
+DEMO_REPORT := egs/mini2mix/TDANet/exp/tdanet/report/index.html
 demo: venv
 	cd egs/mini2mix/TDANet && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./run.sh
+	@echo "Evaluation report (open it in a browser): $(CURDIR)/$(DEMO_REPORT)"
 
 # Everything CI (.ci/run) runs: the whole suite, slow end-to-end checks included, then the
 # ESPnet tests and the plugin's fast tests on the oldest supported torch (test-espnet).
-test: venv
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-espnet
 
@@ -48,8 +50,16 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: venv
+test-slow: venv browser
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# Debian's chromium, which the evaluation report's test drives through Playwright (Playwright's
+# own browser download needs network access that CI does not have). Quick when installed.
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 venv-espnet: $(ESPNET_STAMP)
 
@@ -157,6 +167,12 @@ results: $(RESULTS)
 # Not part of `make results`: it needs a GPU, and stops with a message without one.
 gpu-check: venv
 	$(PY) -m asteroid_tdanet.bench.gpu_check --out-dir results
+
+# The pictures under docs/img/: architecture diagrams and quality vs MACs (from results/ and the
+# paper's published figures), and the demo's training curve and separated example (from the
+# demo run in egs/mini2mix/TDANet/exp/tdanet, trained by `make demo` when missing).
+docs-figures: venv $(DEMO_MODEL)
+	$(PY) -m asteroid_tdanet.figures --out docs/img --demo-exp egs/mini2mix/TDANet/exp/tdanet
 
 clean-venv:
 	rm -rf $(VENV) $(ESPNET_VENV)

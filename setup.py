@@ -85,7 +85,8 @@ extras = {
     ],
     # Loading the authors' released checkpoints straight from the Hugging Face hub.
     "hub": ["huggingface_hub>=0.20"],
-    "test": ["pytest>=8", "ruff>=0.5"],
+    # playwright drives Debian's chromium (`make browser`) in the evaluation report's test.
+    "test": ["pytest>=8", "ruff>=0.5", "playwright>=1.45"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
@@ -95,7 +96,9 @@ setup(
     description="TDANet (ICLR 2023) as an Asteroid plugin, with recipes and benchmarks",
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="MIT",
+    # MIT for the project; asteroid_tdanet/bench/look2hear_reference.py is Apache-2.0 (NOTICE).
+    license="MIT AND Apache-2.0",
+    license_files=["LICENSE", "NOTICE", "LICENSES/Apache-2.0.txt"],
     python_requires=">=3.10",
     packages=find_packages(include=["asteroid_tdanet", "asteroid_tdanet.*"]),
     py_modules=["asteroid_tdanet_hook"],
@@ -130,6 +133,8 @@ setup(
         ]
     },
     classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: Multimedia :: Sound/Audio :: Speech",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -4,6 +4,9 @@
 Usage:
     python local/evaluate.py --exp_dir exp/tdanet --data_dir data/wav8k [--device auto|cpu|cuda]
         [--jobs N] [--max_utterances N] [--precision 32-true|bf16-mixed|16-mixed]
+        [--report_examples N]
+
+Then writes the evaluation report, exp/<tag>/report/index.html (asteroid_tdanet.recipes.report).
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ def main(argv: list[str] | None = None) -> None:
         help="run the model under autocast in bf16 / fp16 (default: float32)",
     )
     parser.add_argument("--progress_bar", default="yes")
+    parser.add_argument(
+        "--report_examples", type=int, default=2, help="worst and best mixtures in the report"
+    )
     args = parser.parse_args(argv)
     setup_logging()
 
     from asteroid_tdanet.recipes.config import ConfigError
     from asteroid_tdanet.recipes.evaluation import evaluate, format_metrics
+    from asteroid_tdanet.recipes.report import build_report
 
     try:
         final = evaluate(
@@ -44,10 +51,14 @@ def main(argv: list[str] | None = None) -> None:
             progress_bar=yes_no(args.progress_bar),
             precision=args.precision,
         )
-    except (ConfigError, FileNotFoundError) as err:
+        report = build_report(
+            args.exp_dir, args.data_dir, n_each=args.report_examples, device=args.device
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
         fail(err)
     print(format_metrics(final))
     print(f"results: {Path(args.exp_dir) / 'results'}")
+    print(f"report: {report}")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ for c in "${confs[@]}"; do
     # shellcheck disable=SC2086
     "$python" "$local_dir/evaluate.py" --exp_dir "$exp_root/$t" --data_dir "$data_dir" \
       --device "$device" ${precision_opts[@]+"${precision_opts[@]}"} $eval_opts
-    log "stage 3 done ($(elapsed)); separated examples: $exp_root/$t/results/examples/"
+    log "stage 3 done ($(elapsed)); report: $exp_root/$t/report/index.html"
   fi
   if stage_on 4; then
     log "stage 4: publish $exp_root/$t"

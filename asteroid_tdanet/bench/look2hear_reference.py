@@ -19,6 +19,9 @@ code's choices that matter for speed, including its two defects:
 Module and parameter names are exactly the released state-dict keys, so a released checkpoint
 (``{"model_name", "model_args", "state_dict"}``) loads with ``strict=True``. For outputs that match
 the released code, run one item at a time (batch 1), as the released code was used.
+
+Licence: the released code is Apache-2.0 (github.com/JusperLee/TDANet), and so is this
+transcription of it; the rest of the package is MIT. See NOTICE and LICENSES/Apache-2.0.txt.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ def check_experiment(exp: Path, n_test: int) -> dict:
         "train_log/history.csv",
         "results/all_metrics.csv",
         "results/final_metrics.json",
+        "report/index.html",
         "publish/pytorch_model.bin",
         "publish/README.md",
     ):
