@@ -55,6 +55,7 @@ def check_experiment(exp: Path, n_test: int) -> dict:
         "results/all_metrics.csv",
         "results/final_metrics.json",
         "publish/pytorch_model.bin",
+        "publish/model.pth",  # what asteroid-upload reads
         "publish/README.md",
     ):
         assert (exp / name).is_file(), f"{exp.name}: {name} missing"
