@@ -1,30 +1,38 @@
 """Registers asteroid-tdanet's models with Asteroid whenever ``asteroid.models`` is imported.
 
-Installing asteroid-tdanet (wheel or editable) puts ``asteroid_tdanet_hook.pth`` in
-site-packages; Python's ``site`` runs its one line at start-up, which calls :func:`install`.
-That adds a finder to ``sys.meta_path`` which does nothing until some code imports
-``asteroid.models`` (Asteroid's CLIs, ESPnet's ``separator: asteroid``, a user's script): right
-after that module has run, it imports ``asteroid_tdanet``, whose import registers ``TDANet``,
-``TDANetLarge`` and ``TDANetBest`` (the authors' released files). So
+Installing asteroid-tdanet (wheel or editable) puts two start-up files in site-packages:
+``asteroid_tdanet_hook.start`` (PEP 829 entry point ``asteroid_tdanet_hook:install``, read by
+Python 3.15 and later) and ``asteroid_tdanet_hook.pth`` (one import line, for older Pythons; a
+matching ``.start`` file makes 3.15+ skip it). Either way :func:`install` runs at start-up. It
+adds a finder to ``sys.meta_path`` which does nothing until some code imports ``asteroid.models``
+(Asteroid's CLIs, ESPnet's ``separator: asteroid``, a user's script): right after that module has
+run, it imports ``asteroid_tdanet``, whose import registers ``TDANet``, ``TDANetLarge`` and
+``TDANetBest`` (the authors' released files), and nothing else. So
 ``asteroid.models.get("TDANet")`` and ``BaseModel.from_pretrained("tdanet.pth")`` work without
 importing ``asteroid_tdanet`` first.
 
-This module runs in every Python process of the environment, so it imports nothing but ``sys``
-at start-up (torch is only imported by processes that import Asteroid anyway). Start Python with
-``-S`` (no site) to run without it.
+This module runs in every Python process of the environment, so it imports nothing but ``sys`` and
+``os`` (both already loaded by then) at start-up, and it never raises or prints there: a checkout
+that was moved or deleted after an editable install, or a removed package, is silently skipped.
+Setting the environment variable ``ASTEROID_TDANET_NO_HOOK=1`` turns it off (so does ``python
+-S``); ``import asteroid_tdanet`` still registers the models.
 """
 
+import os
 import sys
 
 TARGET = "asteroid.models"
 PLUGIN = "asteroid_tdanet"
 _MARK = "_asteroid_tdanet_hook"
+# Set to anything but "" or "0": install() does nothing.
+OPT_OUT = "ASTEROID_TDANET_NO_HOOK"
 
 
 def register_plugin() -> None:
     """Import ``asteroid_tdanet`` (which registers its models), or re-register it.
 
-    Never raises: a broken plugin must not break ``import asteroid``; it warns instead.
+    Never raises: a broken plugin must not break ``import asteroid``; it warns instead. A
+    plugin that is not there at all (uninstalled, checkout deleted) is skipped silently.
     """
     plugin = sys.modules.get(PLUGIN)
     try:
@@ -34,15 +42,22 @@ def register_plugin() -> None:
             plugin.register_models()  # asteroid.models was (re)created after the plugin
         # else: the plugin is being imported right now and imported asteroid.models itself; it
         # registers its models when its own import finishes.
+    except ModuleNotFoundError as err:
+        if err.name != PLUGIN:  # the plugin is there but one of its imports is missing
+            _warn(err)
     except Exception as err:  # noqa: BLE001 (any failure becomes a warning, see above)
-        import warnings
+        _warn(err)
 
-        warnings.warn(
-            f"asteroid-tdanet could not register TDANet with asteroid.models ({err!r}); "
-            "import asteroid_tdanet to see the full error",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+
+def _warn(err: Exception) -> None:
+    import warnings
+
+    warnings.warn(
+        f"asteroid-tdanet could not register TDANet with asteroid.models ({err!r}); "
+        "import asteroid_tdanet to see the full error",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class _RegisteringLoader:
@@ -87,9 +102,18 @@ class PostImportFinder:
 
 
 def install() -> None:
-    """Put the finder first on ``sys.meta_path`` (once, however many copies are installed)."""
-    if any(getattr(finder, _MARK, False) for finder in sys.meta_path):
-        return
-    sys.meta_path.insert(0, PostImportFinder())
-    if TARGET in sys.modules:  # installed late (site.addsitedir at run time)
-        register_plugin()
+    """Put the finder first on ``sys.meta_path`` (once, however many copies are installed).
+
+    The start-up entry point: does nothing when ``ASTEROID_TDANET_NO_HOOK`` is set, and never
+    raises (Python would print the error at every start-up).
+    """
+    try:
+        if os.environ.get(OPT_OUT, "") not in ("", "0"):
+            return
+        if any(getattr(finder, _MARK, False) for finder in sys.meta_path):
+            return
+        sys.meta_path.insert(0, PostImportFinder())
+        if TARGET in sys.modules:  # installed late (site.addsitedir at run time)
+            register_plugin()
+    except Exception:  # noqa: BLE001, S110 (silent by design, see above)
+        pass

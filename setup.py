@@ -9,21 +9,33 @@ from setuptools.command.editable_wheel import editable_wheel
 here = Path(__file__).parent
 # Installed into site-packages: makes `import asteroid.models` register our models in every process
 # of the environment (see asteroid_tdanet_hook.py and the README, "Asteroid, ESPnet, the hub").
+# Python 3.15+ runs the PEP 829 entry point of the .start file and then skips the import line of
+# the .pth file of the same name; older Pythons only know the .pth line. The line swallows any
+# error (a moved or deleted editable checkout): site.py would print a traceback at every start-up.
 HOOK_PTH = "asteroid_tdanet_hook.pth"
-HOOK_LINE = "import asteroid_tdanet_hook; asteroid_tdanet_hook.install()\n"
+HOOK_LINE = (
+    'import sys; exec("try:\\n import asteroid_tdanet_hook\\n asteroid_tdanet_hook.install()'
+    '\\nexcept Exception:\\n pass")\n'
+)
+HOOK_START = "asteroid_tdanet_hook.start"
+HOOK_ENTRY = "asteroid_tdanet_hook:install\n"
+HOOK_FILES = {HOOK_PTH: HOOK_LINE, HOOK_START: HOOK_ENTRY}
 
 
 class BuildPyWithHook(build_py):
-    """Wheels: put the hook's .pth file at the top of build_lib, i.e. of site-packages."""
+    """Wheels: put the hook's .pth and .start files at the top of build_lib (site-packages)."""
 
     def run(self) -> None:
         super().run()
         if not self.editable_mode:
-            (Path(self.build_lib) / HOOK_PTH).write_text(HOOK_LINE)
+            for name, text in HOOK_FILES.items():
+                (Path(self.build_lib) / name).write_text(text, encoding="utf-8")
 
     def get_outputs(self, *args, **kwargs):
         outputs = list(super().get_outputs(*args, **kwargs))
-        return outputs if self.editable_mode else [*outputs, str(Path(self.build_lib) / HOOK_PTH)]
+        if self.editable_mode:
+            return outputs
+        return [*outputs, *(str(Path(self.build_lib) / name) for name in HOOK_FILES)]
 
 
 class _StrategyWithHook:
@@ -41,7 +53,8 @@ class _StrategyWithHook:
 
     def __call__(self, wheel, files, mapping) -> None:
         self.strategy(wheel, files, mapping)
-        wheel.writestr(HOOK_PTH, HOOK_LINE.encode())
+        for name, text in HOOK_FILES.items():
+            wheel.writestr(name, text.encode())
         EditableWheelWithHook.hook_written = True
 
 
@@ -58,7 +71,8 @@ class EditableWheelWithHook(editable_wheel):
         if not EditableWheelWithHook.hook_written:
             raise RuntimeError(
                 "this setuptools' editable_wheel no longer calls _select_strategy: the "
-                f"{HOOK_PTH} hook was not installed; use setuptools<81 (see pyproject.toml)"
+                f"{HOOK_PTH} and {HOOK_START} hooks were not installed; use setuptools<81 (see "
+                "pyproject.toml)"
             )
 
 

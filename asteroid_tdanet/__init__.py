@@ -1,10 +1,11 @@
 """TDANet (ICLR 2023) as an Asteroid plugin.
 
-Importing this package registers ``TDANet``, ``TDANetLarge``, ``TDANetBest`` (the authors'
-released checkpoint format) and ``Sepformer`` with ``asteroid.models``, so
-``asteroid.models.get("TDANet")`` works. Installing the package also installs a start-up hook
-(``asteroid_tdanet_hook``) that does this import as soon as any process imports
-``asteroid.models``, so Asteroid's own tools and ESPnet find the models without glue.
+Importing this package registers ``TDANet``, ``TDANetLarge`` and ``TDANetBest`` (the authors'
+released checkpoint format) with ``asteroid.models``, so ``asteroid.models.get("TDANet")`` works.
+The Sepformer baseline is not registered there (the name is common: another package may register
+its own); :func:`get_model` finds it, and every model Asteroid knows. Installing the package also
+installs a start-up hook (``asteroid_tdanet_hook``) that does this import as soon as any process
+imports ``asteroid.models``, so Asteroid's own tools and ESPnet find the models without glue.
 
 A name that another package already registered with a different class is left to that class
 (with a warning naming both); importing or reloading this package again is harmless.
@@ -27,10 +28,14 @@ __all__ = [
     "TDANetLarge",
     "TDANetMasker",
     "__version__",
+    "get_model",
     "register_models",
 ]
 
-MODELS = (TDANet, TDANetLarge, TDANetBest, Sepformer)
+# Registered with asteroid.models (by this import and by the start-up hook).
+MODELS = (TDANet, TDANetLarge, TDANetBest)
+# Ours but not registered: found by get_model only.
+UNREGISTERED = (Sepformer,)
 
 
 def _qualname(klass: type) -> str:
@@ -67,6 +72,26 @@ def register_models() -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+def get_model(name: str) -> type:
+    """The model class called `name` (case-insensitive): ours first, then ``asteroid.models``.
+
+    Args:
+        name: A model name, e.g. "TDANet", "Sepformer" (our baseline) or "ConvTasNet".
+
+    Returns:
+        The class.
+
+    Raises:
+        ValueError: No such model here nor in ``asteroid.models``.
+    """
+    for model_class in (*MODELS, *UNREGISTERED):
+        if model_class.__name__.lower() == name.lower():
+            return model_class
+    from asteroid.models import get
+
+    return get(name)
 
 
 register_models()

@@ -157,14 +157,11 @@ def load_model(
         FileNotFoundError: No such file, folder or hub repo.
         ValueError: Not a model package, or a ``model_name`` that no installed package registers.
     """
-    from asteroid.models import get
+    from . import get_model
 
-    from . import register_models
-
-    register_models()
     package, where = read_model_package(source, map_location)
     try:
-        model_class = get(package["model_name"])
+        model_class = get_model(package["model_name"])
     except ValueError as err:
         raise ValueError(
             f"{where} holds a model named {package['model_name']!r}, which no installed package "

@@ -39,6 +39,7 @@ train_opts=          # conf overrides, e.g. "--training.epochs 1 --optim.lr 5e-4
 eval_opts=           # evaluate.py options, e.g. "--jobs 4 --device cuda"
 compare_opts=        # compare.py options, e.g. "--rtf_repeats 0"
 hub_user=            # Hugging Face user/organisation named in the model card (stage 4)
+uploader=            # who licenses the model in the card's licence notice (default: hub_user)
 python=python        # interpreter with asteroid_tdanet installed
 
 usage() {
@@ -69,6 +70,7 @@ Options (current value in brackets):
   --eval_opts S       options of local/evaluate.py [$eval_opts]
   --compare_opts S    options of local/compare.py [$compare_opts]
   --hub_user NAME     Hugging Face user named in the model card [${hub_user:-placeholder}]
+  --uploader NAME     licensor named in the card's licence notice [${uploader:-hub user}]
   --python PATH       Python interpreter [$python]
 HELP
 }
@@ -188,7 +190,7 @@ for c in "${confs[@]}"; do
   if stage_on 4; then
     log "stage 4: publish $exp_root/$t"
     "$python" "$local_dir/publish.py" --exp_dir "$exp_root/$t" --dataset "$dataset" \
-      --recipe "$recipe" --hub_user "$hub_user"
+      --recipe "$recipe" --hub_user "$hub_user" --uploader "$uploader"
     log "stage 4 done ($(elapsed))"
   fi
 done

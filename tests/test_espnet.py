@@ -21,7 +21,11 @@ from fake_trees import make_librimix_tree
 
 pytestmark = pytest.mark.espnet
 
-CONF = REPO / "egs" / "librimix" / "TDANet" / "conf" / "espnet" / "train_enh_tdanet.yaml"
+BENCHMARKS = ("librimix", "wham", "lrs2_2mix")
+CONFS = {
+    b: REPO / "egs" / b / "TDANet" / "espnet" / "conf" / "train_enh_tdanet.yaml" for b in BENCHMARKS
+}
+CONF = CONFS["librimix"]
 
 
 def build(conf: dict, tmp_path: Path):
@@ -37,27 +41,45 @@ def build(conf: dict, tmp_path: Path):
     return EnhancementTask.build_model(args), args
 
 
-def test_conf_is_the_papers_tdanet():
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_conf_is_the_papers_tdanet_with_our_recipes_loss(benchmark):
     from asteroid_tdanet import TDANet  # only to compare with: ESPnet never imports it
 
-    conf = yaml.safe_load(CONF.read_text())
-    ours = yaml.safe_load((CONF.parents[1] / "tdanet.yml").read_text())
+    path = CONFS[benchmark]
+    conf = yaml.safe_load(path.read_text())
+    ours = yaml.safe_load((REPO / "egs" / benchmark / "TDANet" / "conf" / "tdanet.yml").read_text())
     separator = conf["separator_conf"]
     assert conf["encoder"] == conf["decoder"] == "same" and conf["separator"] == "asteroid"
-    assert separator["model_name"] == "TDANet" and separator["loss_type"] == "si_snr"
+    assert separator["model_name"] == "TDANet"
     model_args = {k: separator[k] for k in ours["model"]["args"]}
     assert model_args == ours["model"]["args"]  # the recipe's (paper's) hyper-parameters
-    assert separator["sample_rate"] == ours["data"]["sample_rate"] == 8000
-    assert conf["criterions"] == [
-        {
-            "name": "si_snr",
-            "wrapper": "pit",
-            "wrapper_conf": {"weight": 1.0, "independent_perm": True},
-        }
-    ]
+    assert separator["sample_rate"] == ours["data"]["sample_rate"]
+    # Our recipe trains PIT negative SNR and monitors PIT negative SI-SDR on validation.
+    assert ours["loss"] == {"train": "pit_neg_snr", "valid": "pit_neg_sisdr"}
+    trained = [c for c in conf["criterions"] if c["wrapper_conf"]["weight"] > 0]
+    assert [c["name"] for c in trained] == ["snr"]
+    monitored = [c for c in conf["criterions"] if c["wrapper_conf"]["weight"] == 0]
+    assert [c["name"] for c in monitored] == ["si_snr"]
+    for criterion in conf["criterions"]:
+        assert criterion["wrapper"] == "pit" and criterion["wrapper_conf"]["independent_perm"]
+    assert conf["val_scheduler_criterion"] == ["valid", "si_snr_loss"]
+    assert conf["early_stopping_criterion"] == ["valid", "si_snr_loss", "min"]
+    assert conf["best_model_criterion"] == [["valid", "si_snr_loss", "min"]]
     assert conf["optim_conf"]["lr"] == ours["optim"]["lr"]
+    assert conf["patience"] == ours["training"]["early_stop_patience"]
+    assert conf["scheduler_conf"]["patience"] == ours["scheduler"]["patience"]
+    assert conf["scheduler_conf"]["factor"] == ours["scheduler"]["factor"]
+    assert conf["grad_clip"] == ours["training"]["gradient_clip"]
+    assert conf["max_epoch"] == ours["training"]["epochs"]
     assert conf["chunk_length"] == ours["data"]["segment"] * ours["data"]["sample_rate"]
     assert TDANet.__name__ == separator["model_name"]
+    # One command in the conf header, run.sh and the docs.
+    variable = {"librimix": "LIBRIMIX", "wham": "WHAM", "lrs2_2mix": "LRS2_2MIX"}[benchmark]
+    command = next(line for line in path.read_text().splitlines() if "./run.sh" in line)
+    command = command.lstrip("# ").strip()
+    assert command.startswith(f"{variable}=/path/to/") and command.endswith(" ./run.sh")
+    assert command in (path.parents[1] / "run.sh").read_text()
+    assert command in (REPO / "docs" / "integrations.md").read_text()
 
 
 def test_espnet_builds_tdanet_without_importing_the_plugin(tmp_path):
@@ -113,7 +135,8 @@ def test_training_step_on_our_kaldi_folders(tmp_path):
     model.train()
     lengths = torch.full((len(items),), crop)
     loss, stats, _ = model(speech_mix_lengths=lengths, **batch)
-    assert torch.isfinite(loss).all() and "si_snr_loss" in stats
+    assert torch.isfinite(loss).all() and "snr_loss" in stats and "si_snr_loss" in stats
+    torch.testing.assert_close(loss.detach(), stats["snr_loss"])  # SI-SNR has weight 0
     loss.mean().backward()
     optimizer.step()
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]

@@ -7,6 +7,8 @@ temporary working directory so that the checkout is never on ``sys.path`` by acc
 from __future__ import annotations
 
 import os
+import pkgutil
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,7 @@ from conftest import REPO, TINY
 from toolkit_helpers import asteroid_infer_estimates, run_asteroid_infer, write_mixture
 
 from asteroid_tdanet import TDANet
-from asteroid_tdanet.bench.startup import build_wheel, overlay_venv, site_packages
+from asteroid_tdanet.bench.startup import SOURCES, build_wheel, overlay_venv, site_packages
 
 BIN = Path(sys.executable).parent
 ASTEROID_INFER = BIN / "asteroid-infer"
@@ -136,6 +138,107 @@ def test_a_broken_plugin_warns_and_never_breaks_asteroid(tmp_path):
     assert run.stdout.strip().endswith("not registered"), run.stderr
 
 
+def test_only_tdanet_models_are_registered_so_others_can_register_a_sepformer(tmp_path):
+    run = run_python(
+        sys.executable,
+        """
+        import asteroid.models as models
+        from asteroid.models.base_models import BaseModel
+        import asteroid_tdanet
+        print(sorted(n for n in ("TDANet", "TDANetLarge", "TDANetBest", "Sepformer")
+                     if n.lower() in {k.lower() for k in models.__dict__}))
+
+        class Sepformer(BaseModel):  # someone else's, registered after ours were
+            pass
+
+        models.register_model(Sepformer)
+        assert models.get("Sepformer") is Sepformer
+        assert asteroid_tdanet.get_model("Sepformer") is asteroid_tdanet.Sepformer
+        print("ok")
+        """,
+        tmp_path,
+    )
+    assert run.stdout.splitlines() == ["['TDANet', 'TDANetBest', 'TDANetLarge']", "ok"], run.stderr
+
+
+def test_opt_out_variable_turns_the_hook_off(tmp_path):
+    code = """
+        import sys
+        import asteroid.models as models
+        print("asteroid_tdanet" in sys.modules, any("PostImportFinder" == type(f).__name__
+                                                    for f in sys.meta_path))
+        """
+    on = run_python(sys.executable, code, tmp_path, {"ASTEROID_TDANET_NO_HOOK": "0"})
+    off = run_python(sys.executable, code, tmp_path, {"ASTEROID_TDANET_NO_HOOK": "1"})
+    assert on.stdout.split() == ["True", "True"], on.stderr
+    assert off.stdout.split() == ["False", "False"], off.stderr
+
+
+def test_start_up_imports_nothing_of_ours_but_the_hook(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    imported = [line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line]
+    ours = {m for m in imported if "asteroid" in m or "tdanet" in m}
+    # setuptools' own finder of the editable install (named after the distribution) maps the
+    # checkout's modules; it imports none of them.
+    editable_finders = {m for m in ours if m.startswith("__editable___asteroid_tdanet")}
+    assert ours - editable_finders == {"asteroid_tdanet_hook"}, sorted(ours)
+
+
+def test_installed_start_files_name_the_hook():
+    site = site_packages(sys.executable)
+    entry = (site / "asteroid_tdanet_hook.start").read_text().strip()
+    import asteroid_tdanet_hook
+
+    assert pkgutil.resolve_name(entry) is asteroid_tdanet_hook.install  # PEP 829's resolution
+    assert "asteroid_tdanet_hook.install()" in (site / "asteroid_tdanet_hook.pth").read_text()
+
+
+@pytest.mark.slow
+def test_moved_or_deleted_editable_checkout_starts_python_silently(tmp_path):
+    """An editable install of a copy of the checkout, then the copy moved away, then deleted."""
+    checkout = tmp_path / "checkout"
+    for name in SOURCES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            checkout.mkdir(exist_ok=True)
+            shutil.copy2(source, checkout / name)
+    python = overlay_venv(tmp_path / "venv")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps"]
+        + ["--no-build-isolation", "--no-index", "-e", str(checkout)],
+        check=True,
+        capture_output=True,
+    )
+    code = "import asteroid.models as m; print(m.get('TDANet').__module__)"
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def start(*argv: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        return subprocess.run(
+            [str(python), *argv], capture_output=True, text=True, cwd=work, env=env, timeout=300
+        )
+
+    installed = start("-c", code)
+    assert installed.stdout.strip() == "asteroid_tdanet.models", installed.stderr
+    checkout.rename(tmp_path / "moved")
+    for state in ("moved", "deleted"):
+        if state == "deleted":
+            shutil.rmtree(tmp_path / "moved")
+        started = start("-c", "pass")
+        assert (started.returncode, started.stderr) == (0, ""), state
+        asteroid = start("-c", "import asteroid.models")
+        assert (asteroid.returncode, asteroid.stderr) == (0, ""), state
+
+
 @pytest.fixture
 def tiny_model_file(tmp_path) -> tuple[TDANet, Path]:
     model = TDANet(n_src=2, sample_rate=8000, **TINY).eval()
@@ -171,6 +274,7 @@ def test_asteroid_infer_wheel_install(tmp_path, tiny_model_file):
     python = overlay_venv(tmp_path / "venv", wheel)
     site = site_packages(python)
     assert (site / "asteroid_tdanet_hook.pth").is_file()
+    assert (site / "asteroid_tdanet_hook.start").read_text() == "asteroid_tdanet_hook:install\n"
     assert (site / "asteroid_tdanet" / "models.py").is_file()
     assert (python.parent / "tdanet-separate").is_file()  # console scripts installed
 

@@ -138,19 +138,20 @@ def test_registration_never_replaces_another_packages_class():
     from asteroid import models
     from asteroid.models.base_models import BaseModel
 
-    class Sepformer(BaseModel):  # someone else's model under a name we also use
+    class TDANetBest(BaseModel):  # someone else's model under a name we also use
         pass
 
-    ours = vars(models).pop("Sepformer")
-    models.register_model(Sepformer)
+    ours = vars(models).pop("TDANetBest")
+    models.register_model(TDANetBest)
     try:
         with pytest.warns(RuntimeWarning) as caught:
             asteroid_tdanet.register_models()
         message = str(caught[0].message)
-        assert "test_models" in message and "asteroid_tdanet.sepformer.Sepformer" in message
-        assert get("Sepformer") is Sepformer and get("TDANet") is TDANet
+        assert "test_models" in message and "asteroid_tdanet.models.TDANetBest" in message
+        assert get("TDANetBest") is TDANetBest and get("TDANet") is TDANet
+        assert asteroid_tdanet.get_model("TDANetBest") is ours  # still ours by our name
     finally:
-        vars(models)["Sepformer"] = ours
+        vars(models)["TDANetBest"] = ours
 
 
 def test_asteroid_infer_and_separate_run_a_training_mode_model_as_inference(tmp_path, tiny):

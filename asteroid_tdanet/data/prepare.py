@@ -272,8 +272,8 @@ def main(argv: list[str] | None, name: str | None = None) -> int:
     parser.add_argument(
         "--espnet_dir",
         default=None,
-        help="also write ESPnet's Kaldi-style folders (wav.scp, spk1.scp, ...) into "
-        "ESPNET_DIR/{train,dev,test} (see asteroid_tdanet.data.kaldi)",
+        help="also write ESPnet's Kaldi-style folders (wav.scp, spk1.scp, ...) into ESPNET_DIR, "
+        "named as the data set's ESPnet recipe names them (see asteroid_tdanet.data.kaldi)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

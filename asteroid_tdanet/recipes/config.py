@@ -433,12 +433,10 @@ def apply_overrides(conf: dict[str, Any], tokens: list[str]) -> dict[str, Any]:
 
 
 def _model_class(name: str):
-    from asteroid.models import get
-
-    import asteroid_tdanet  # noqa: F401  (registers our models with asteroid)
+    from asteroid_tdanet import get_model  # ours (Sepformer too), then asteroid's
 
     try:
-        return get(name)
+        return get_model(name)
     except ValueError as err:
         raise ConfigError(f"model.name: unknown model {name!r}: {err}") from err
 

@@ -1,12 +1,16 @@
 """Stage 4 of every recipe: a Hugging Face model repo, the way Asteroid loads and publishes them.
 
-``exp/<tag>/publish/`` receives ``pytorch_model.bin`` (Asteroid's ``save_publishable`` package:
-the model file plus dataset, task, licences in Asteroid's fields, training conf and metrics; the
-file name Asteroid's ``from_pretrained("<user>/<repo>")`` fetches from the hub) and
-``README.md``, a model card with Hugging Face metadata (library, tags, datasets, license,
-model-index results) whose usage section is ``<Model>.from_pretrained("<hub id>")`` and
-``asteroid-infer <hub id>``. The suggested repo name is Asteroid's ``<Model>_<Dataset>_<task>``.
-Upload the folder as it is (``hf upload <user>/<repo> exp/<tag>/publish``).
+``exp/<tag>/publish/`` receives Asteroid's ``save_publishable`` folder (``model.pth``: the model
+file plus dataset, task, licences in Asteroid's fields, training conf and metrics; what
+``asteroid-upload`` reads), the same file as ``pytorch_model.bin`` (a hard link: the name
+Asteroid's ``from_pretrained("<user>/<repo>")`` fetches from the hub) and ``README.md``, a model
+card with Hugging Face metadata (library, tags, datasets, license, model-index results) whose
+usage section is ``<Model>.from_pretrained("<hub id>")`` and ``asteroid-infer <hub id>``. The
+suggested repo name is Asteroid's ``<Model>_<Dataset>_<task>``. Licences follow Asteroid's
+publisher: the card's licence notice is Asteroid's own sentence (``make_license_notice``) and the
+model is licensed CC BY-SA 3.0 as Asteroid's published models are. Upload the folder to the hub
+with ``hf upload <user>/<repo> exp/<tag>/publish --exclude "*.pth"``, or to Zenodo with
+``asteroid-upload exp/<tag>/publish --uploader "Your Name"``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +60,14 @@ TOOLKIT_LICENSE = {
     "non_commercial": False,
 }
 TDANET_MODELS = ("TDANet", "TDANetLarge")
+# Our models that asteroid.models does not register (import them from asteroid_tdanet).
+UNREGISTERED_MODELS = ("Sepformer",)
 PUBLISHED_FILE = "pytorch_model.bin"
+# What Asteroid's save_publishable writes and asteroid-upload reads.
+ASTEROID_FILE = "model.pth"
+# The licence Asteroid's publisher gives every model it publishes (asteroid.models.publisher:
+# the licence notice's last sentence and the Zenodo metadata), as a Hugging Face licence id.
+MODEL_LICENSE = "cc-by-sa-3.0"
 HUB_USER_PLACEHOLDER = "<hf-user>"
 
 
@@ -109,6 +122,7 @@ def model_card(
     recipe: str,
     hub_id: str | None = None,
     licenses: list[dict[str, Any]] | None = None,
+    uploader: str | None = None,
 ) -> str:
     """Markdown model card with Hugging Face YAML metadata.
 
@@ -122,12 +136,14 @@ def model_card(
         recipe: Recipe path, e.g. ``egs/librimix/TDANet``.
         hub_id: ``<user>/<repo>`` shown in the usage section (default: a placeholder user).
         licenses: Licence entries (Asteroid's fields; default :func:`publish_licenses`).
+        uploader: Who licenses the model, named in the licence notice (default: the hub user).
     """
+    from asteroid.models.publisher import make_license_notice
+
     entry = get_entry(dataset)
     hub_id = hub_id or f"{HUB_USER_PLACEHOLDER}/{repo_name}"
     task = conf["data"]["task"]
     licenses = licenses if licenses is not None else publish_licenses(dataset, model_name, task)
-    non_commercial = any(lic["non_commercial"] for lic in entry.license_dicts(task))
     results = [
         {"type": key.replace("_", "-"), "name": label, "value": round(metrics[key]["mean"], 3)}
         for key, label in HEADLINE.items()
@@ -137,7 +153,7 @@ def model_card(
         "library_name": "asteroid",
         "tags": ["asteroid", "audio", "audio-to-audio", "speech-separation", model_name],
         "datasets": [entry.hf_id],
-        "license": "cc-by-nc-4.0" if non_commercial else "cc-by-4.0",
+        "license": MODEL_LICENSE,
         "pipeline_tag": "audio-to-audio",
         "model-index": [
             {
@@ -157,11 +173,13 @@ def model_card(
         ],
     }
     data = conf["data"]
-    provider = (
-        "asteroid-tdanet registers it with Asteroid when installed"
-        if model_name in TDANET_MODELS or model_name == "Sepformer"
-        else "an Asteroid model"
-    )
+    if model_name in UNREGISTERED_MODELS:
+        provider, module = "asteroid-tdanet's baseline", "asteroid_tdanet"
+    elif model_name in TDANET_MODELS:
+        provider, module = "asteroid-tdanet registers it with Asteroid when installed", None
+    else:
+        provider, module = "an Asteroid model", None
+    module = module or "asteroid.models"
     lines = [
         "---",
         yaml.safe_dump(meta, sort_keys=False).rstrip(),
@@ -178,7 +196,7 @@ def model_card(
         f"With Asteroid and asteroid-tdanet installed (`pip install asteroid-tdanet`; {provider}):",
         "",
         "```python",
-        f"from asteroid.models import {model_name}",
+        f"from {module} import {model_name}",
         "",
         f'model = {model_name}.from_pretrained("{hub_id}")',
         f'model.separate("mixture.wav")  # writes mixture_est1.wav ... at {data["sample_rate"]} Hz',
@@ -209,13 +227,15 @@ def model_card(
         yaml.safe_dump(conf, sort_keys=False).rstrip(),
         "```",
         "",
-        "## Licenses",
+        "## License notice",
         "",
-        "This model is a derivative of:",
+        make_license_notice(repo_name, licenses, uploader=uploader or hub_id.split("/")[0]),
+        "",
+        "Derived from:",
         "",
     ]
     for lic in licenses:
-        research = " (non-commercial)" if lic["non_commercial"] else ""
+        research = " (research only)" if lic["non_commercial"] else ""
         lines.append(
             f"- [{lic['title']}]({lic['title_link']}) by [{lic['author']}]({lic['author_link']}): "
             f"[{lic['license']}]({lic['license_link']}){research}"
@@ -233,8 +253,14 @@ def model_card(
     return "\n".join(lines)
 
 
-def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None = None) -> Path:
-    """Write ``exp_dir/publish/{pytorch_model.bin,README.md}``: a hub repo, ready to upload.
+def publish(
+    exp_dir: str | Path,
+    dataset: str,
+    recipe: str,
+    hub_user: str | None = None,
+    uploader: str | None = None,
+) -> Path:
+    """Write ``exp_dir/publish/{model.pth,pytorch_model.bin,README.md}``, ready to upload.
 
     Args:
         exp_dir: ``exp/<tag>`` with ``best_model.pth``, ``conf.yml``,
@@ -243,6 +269,7 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None
         recipe: Recipe path for the card.
         hub_user: Hugging Face user or organisation the card's usage names (default: a
             placeholder to replace).
+        uploader: Who licenses the model in the card's licence notice (default: `hub_user`).
 
     Returns:
         The publish directory.
@@ -267,10 +294,16 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None
     publish_dir = exp_dir / "publish"
     # Asteroid's format keeps the mean of each metric (plain floats).
     means = {k: v["mean"] for k, v in metrics.items()}
-    with contextlib.redirect_stdout(io.StringIO()):  # its Zenodo how-to does not apply here
+    with contextlib.redirect_stdout(io.StringIO()):  # local/publish.py prints both uploads
         save_publishable(str(publish_dir), package, metrics=means, train_conf=conf, recipe=recipe)
-    # The name the hub serves and Asteroid's from_pretrained("<user>/<repo>") fetches.
-    (publish_dir / "model.pth").replace(publish_dir / PUBLISHED_FILE)
+    # The name the hub serves and Asteroid's from_pretrained("<user>/<repo>") fetches; model.pth
+    # stays for asteroid-upload. A hard link: one copy on disk.
+    published = publish_dir / PUBLISHED_FILE
+    published.unlink(missing_ok=True)
+    try:
+        os.link(publish_dir / ASTEROID_FILE, published)
+    except OSError:  # file systems without hard links
+        shutil.copy2(publish_dir / ASTEROID_FILE, published)
     card = model_card(
         repo_name=name,
         model_name=package["model_name"],
@@ -281,6 +314,7 @@ def publish(exp_dir: str | Path, dataset: str, recipe: str, hub_user: str | None
         recipe=recipe,
         hub_id=hub_id,
         licenses=package["licenses"],
+        uploader=uploader,
     )
     (publish_dir / "README.md").write_text(card)
     return publish_dir

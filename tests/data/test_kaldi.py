@@ -10,7 +10,8 @@ import soundfile as sf
 from fake_trees import make_librimix_tree, make_wham_tree
 
 from asteroid_tdanet.data import Utterance
-from asteroid_tdanet.data.kaldi import write_kaldi_split
+from asteroid_tdanet.data.kaldi import ESPNET_NAMING, write_kaldi_split
+from asteroid_tdanet.data.kaldi import main as kaldi_main
 from asteroid_tdanet.data.prepare import main as prepare_main
 
 
@@ -32,16 +33,33 @@ def test_prepare_writes_espnet_folders_that_match_the_index(tmp_path, fmt, build
     data, espnet = tmp_path / "data", tmp_path / "enh1" / "data"
     argv = ["--root", str(root), "--out", str(data), "--task", task, "--no_progress"]
     assert prepare_main([*argv, "--espnet_dir", str(espnet)], name=fmt) == 0
-    assert sorted(p.name for p in espnet.iterdir()) == ["dev", "test", "train"]
+    # ESPnet's own recipes' names: egs2/librimix/enh1/run.sh, egs2/wham/enh1/run.sh.
+    if fmt == "wham":
+        mix = {"sep_clean": "clean", "sep_noisy": "both"}[task]
+        folders = [f"{x}_mix_{mix}_min_8k" for x in ("tr", "cv", "tt")]
+    else:
+        folders = ["train", "dev", "test"]
+    assert sorted(p.name for p in espnet.iterdir()) == sorted(folders)
     noise = ["noise1.scp"] if task == "sep_noisy" else []
-    for split, folder in (("train", "train"), ("valid", "dev"), ("test", "test")):
+    for split, folder in zip(("train", "valid", "test"), folders, strict=True):
         files = sorted(p.name for p in (espnet / folder).iterdir())
         assert files == sorted(["wav.scp", "spk1.scp", "spk2.scp", "utt2spk", "spk2utt", *noise])
         wav = read_table(espnet / folder / "wav.scp")
         ids = [uid for uid, _ in wav]
         assert len(ids) == 3 and ids == sorted(ids, key=str.encode)  # Kaldi's C-locale order
-        for name in ("utt2spk", "spk2utt"):
-            assert read_table(espnet / folder / name) == [(i, i) for i in ids]
+        if fmt == "wham":  # <3 chars of each WSJ0 utterance>_<file>, speaker = first 2 fields
+            for uid, mixture in wav:
+                utt1, _, utt2, _ = Path(mixture).stem.split("_")
+                assert uid == f"{utt1[:3]}_{utt2[:3]}_{Path(mixture).stem}"
+            speakers = ["_".join(i.split("_")[:2]) for i in ids]
+        else:  # one speaker per mixture, as ESPnet's LibriMix data.sh
+            speakers = ids
+        assert read_table(espnet / folder / "utt2spk") == list(zip(ids, speakers, strict=True))
+        spk2utt = {}
+        for uid, spk in zip(ids, speakers, strict=True):
+            spk2utt.setdefault(spk, []).append(uid)
+        expected = [(spk, *spk2utt[spk]) for spk in sorted(spk2utt)]
+        assert read_table(espnet / folder / "spk2utt") == expected
         # Each source file belongs to its mixture: same sample count, and the mixture is
         # (close to) the sum of the sources (plus noise) in the fake trees.
         sources = [dict(read_table(espnet / folder / f"spk{k}.scp")) for k in (1, 2)]
@@ -79,3 +97,22 @@ def test_rows_stay_aligned_whatever_the_input_order(tmp_path):
     for k in (1, 2):
         rows = read_table(tmp_path / f"spk{k}.scp")
         assert rows == [(u, f"/x/s{k}_{u[1:]}.wav") for u in order]
+
+
+def test_wham_ids_need_wham_file_names(tmp_path):
+    odd = Utterance("mixture1", "/x/mixture1.wav", ("/x/s1.wav", "/x/s2.wav"), 10)
+    with pytest.raises(ValueError, match=r"mixture1.wav is not named <utt1>_<snr1>_<utt2>_<snr2>"):
+        write_kaldi_split([odd], tmp_path, ESPNET_NAMING["wham"])
+
+
+def test_espnet_stage_1_command_prints_the_enh_sh_sets(tmp_path, capsys):
+    root = make_wham_tree(tmp_path / "raw", n_per_split=2, seconds=0.5)
+    data = tmp_path / "enh1" / "data"
+    argv = ["--dataset", "wham", "--root", str(root), "--data", str(data)]
+    assert kaldi_main([*argv, "--sample_rate", "8k", "--task", "sep_noisy"]) == 0
+    sets = "--train_set tr_mix_both_min_8k --valid_set cv_mix_both_min_8k"
+    assert capsys.readouterr().out.strip() == f"{sets} --test_sets tt_mix_both_min_8k"
+    assert (data / "local" / "tdanet_wham" / "dataset.json").is_file()  # our index, kept aside
+    assert (data / "tr_mix_both_min_8k" / "noise1.scp").is_file()
+    assert kaldi_main(["--dataset", "wham", "--root", str(tmp_path / "nowhere")]) == 1
+    assert "WHAM! not found under" in capsys.readouterr().err

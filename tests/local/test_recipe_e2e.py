@@ -59,6 +59,7 @@ def check_experiment(exp: Path, n_test: int) -> dict:
         "results/final_metrics.json",
         "report/index.html",
         "publish/pytorch_model.bin",
+        "publish/model.pth",  # what asteroid-upload reads
         "publish/README.md",
     ):
         assert (exp / name).is_file(), f"{exp.name}: {name} missing"
@@ -73,16 +74,10 @@ def check_experiment(exp: Path, n_test: int) -> dict:
 
 
 def sepformer_available() -> bool:
-    """Sepformer is registered (it needs SpeechBrain, an optional dependency)."""
-    from asteroid.models import get
+    """Sepformer can be built (it needs SpeechBrain, an optional dependency)."""
+    import importlib.util
 
-    import asteroid_tdanet  # noqa: F401
-
-    try:
-        get("Sepformer")
-    except ValueError:
-        return False
-    return True
+    return importlib.util.find_spec("speechbrain") is not None
 
 
 def tiny_conf_files(recipe: str, confs: list[str], folder: Path) -> list[Path]:
@@ -150,7 +145,7 @@ def test_every_recipe_and_model_stages_1_to_5(recipe: str, tmp_path: Path):
     if not sepformer_available():
         confs.remove("sepformer")
         warnings.warn(
-            "Sepformer is not registered (needs pip install asteroid-tdanet[sepformer]): its "
+            "Sepformer needs SpeechBrain (pip install asteroid-tdanet[sepformer]): its "
             "end-to-end run is left out",
             stacklevel=1,
         )

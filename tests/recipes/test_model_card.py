@@ -27,6 +27,7 @@ from asteroid_tdanet.recipes.config import dump_conf, validate
 from asteroid_tdanet.recipes.model_card import (
     LICENSE_FIELDS,
     dataset_infos,
+    model_card,
     publish,
     repo_name,
 )
@@ -52,7 +53,9 @@ def make_evaluated_exp(exp: Path, model=None) -> Path:
 def test_publish_writes_a_loadable_model_and_a_card(tmp_path: Path):
     exp = make_evaluated_exp(tmp_path / "tdanet")
     out = publish(exp, "librimix", "egs/librimix/TDANet")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "pytorch_model.bin"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model.pth", "pytorch_model.bin"]
+    # One file under both names: Asteroid's (asteroid-upload) and the hub's (from_pretrained).
+    assert (out / "model.pth").samefile(out / "pytorch_model.bin")
     package = torch.load(out / "pytorch_model.bin", map_location="cpu", weights_only=True)
     assert package["dataset"] == "Libri2Mix" and package["task"] == "sep_clean"
     assert package["licenses"][0]["license"] == "CC BY 4.0"
@@ -79,7 +82,99 @@ def test_card_metadata_parses_with_huggingface_hub(tmp_path: Path):
     out = publish(make_evaluated_exp(tmp_path / "t"), "wham", "egs/wham/TDANet")
     card = hub.ModelCard((out / "README.md").read_text())
     assert card.data.library_name == "asteroid"
-    assert card.data.license == "cc-by-nc-4.0"  # WHAM! noise and WSJ0 are non-commercial
+    # Asteroid's licence for every model it publishes; the notice marks research-only sources.
+    assert card.data.license == "cc-by-sa-3.0"
+    assert "(Research only)" in card.text
+
+
+def test_card_carries_asteroids_licence_notice(tmp_path: Path):
+    model = TDANet(n_src=2, sample_rate=8000, **TINY_ARGS["TDANet"])
+    exp = make_evaluated_exp(tmp_path / "t", model)
+    out = publish(exp, "librimix", "egs/librimix/TDANet", "me", uploader="Ada Lovelace")
+    card = (out / "README.md").read_text()
+    name = "TDANet_Libri2Mix_sepclean"
+    notice = next(line for line in card.splitlines() if line.startswith("This work"))
+    assert notice.startswith(f'This work "{name}" is a derivative of <a href=')
+    assert notice.endswith(
+        f'"{name}" is licensed under <a href="https://creativecommons.org/licenses/by-sa/3.0/">'
+        "Attribution-ShareAlike 3.0 Unported</a> by Ada Lovelace."
+    )
+    assert "TDANet: An efficient encoder-decoder" in notice and "(Research only)" not in notice
+    # The Sepformer baseline is not in asteroid.models: the card imports it from the plugin.
+    sep_card = model_card(
+        repo_name="Sepformer_Libri2Mix_sepclean",
+        model_name="Sepformer",
+        dataset="librimix",
+        conf=yaml.safe_load((exp / "conf.yml").read_text()),
+        metrics=METRICS,
+        n_params=1,
+        recipe="egs/librimix/TDANet",
+    )
+    assert "from asteroid_tdanet import Sepformer" in sep_card
+
+
+class FakeZenodoRequests:
+    """Stands in for the ``requests`` module of Asteroid's Zenodo client: the network boundary.
+
+    Everything before it runs for real (asteroid-upload's argument parsing, loading model.pth,
+    Asteroid's licence notice and Zenodo metadata built from our fields); only the HTTP calls
+    are answered here, as Zenodo's API answers them.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def _answer(self, method, url, status, body):
+        self.calls.append((method, url))
+        answer = type("Response", (), {})()
+        answer.status_code, answer.content = status, b"{}"
+        answer.json = lambda: body
+        return answer
+
+    def post(self, url, **kwargs):
+        if url.endswith("/files"):
+            self.uploaded = kwargs["files"]["file"].read()
+            return self._answer("POST", url, 201, {})
+        if url.endswith("/publish"):
+            return self._answer("POST", url, 202, {"state": "done"})
+        return self._answer("POST", url, 201, {"id": 42})
+
+    def put(self, url, data, **kwargs):
+        self.metadata = json.loads(data)["metadata"]
+        return self._answer("PUT", url, 200, {"id": 42})
+
+    def get(self, url, **kwargs):
+        return self._answer("GET", url, 200, {"id": 42})
+
+
+def test_asteroid_upload_accepts_the_published_folder(tmp_path, monkeypatch, capsys):
+    from asteroid.models import zenodo
+    from asteroid.scripts.asteroid_cli import upload
+
+    model = TDANet(n_src=2, sample_rate=8000, **TINY_ARGS["TDANet"])
+    out = publish(make_evaluated_exp(tmp_path / "exp", model), "wham", "egs/wham/TDANet", "me")
+    fake = FakeZenodoRequests()
+    monkeypatch.setattr(zenodo, "requests", fake)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["asteroid-upload", str(out), "--uploader", "Ada Lovelace", "--git_username", "ada"]
+        + ["--token", "offline", "--use_sandbox", "--force_publish"],
+    )
+    upload()
+    assert [c[0] for c in fake.calls] == ["POST", "PUT", "POST", "POST"]
+    assert all(url.startswith("https://sandbox.zenodo.org/") for _, url in fake.calls)
+    meta = fake.metadata
+    assert meta["title"] == "ada/TDANet_WHAM!_sepclean" and meta["license"] == "CC-BY-SA-3.0"
+    assert "TDANet" in meta["keywords"] and "WHAM!" in meta["keywords"]
+    assert "egs/wham/TDANet" in meta["description"]  # recipe, conf and metrics from our fields
+    assert "si_sdr_imp: 16.9" in meta["description"]
+    assert "(Research only)" in meta["description"]  # WSJ0 (under WHAM!) is research-only
+    published = torch.load(out / "published_model.pth", weights_only=True)
+    assert published["infos"]["uploader"] == "Ada Lovelace"
+    assert fake.uploaded == (out / "published_model.pth").read_bytes()
+    loaded = load_model(out / "published_model.pth")  # what Zenodo then serves still loads
+    assert type(loaded) is TDANet
 
 
 def test_unknown_dataset_and_missing_metrics_are_named(tmp_path: Path):

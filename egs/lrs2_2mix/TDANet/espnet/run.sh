@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# TDANet (ICLR 2023) on LRS2-2Mix: 16 kHz, 2 s mixtures, with ESPnet's enh.sh.
+# Run it in an ESPnet recipe folder made by ESPnet's setup script, with this folder's files copied
+# in (docs/integrations.md, "ESPnet"), from stage 1 (data) to the end:
+#   LRS2_2MIX=/path/to/LRS2-2Mix ./run.sh
+# Stage 1 (local/data.sh) checks the LRS2-2Mix tree and writes data/ with the folder names of
+# ESPnet's own LRS2-2Mix recipe; the audio is read in place. Any enh.sh option can follow, e.g.
+# --stage 5 or --ngpu 1.
+set -euo pipefail
+
+sample_rate=16k
+min_or_max=min
+task=sep_clean
+
+train_set=train
+valid_set=dev
+test_sets=test
+
+./enh.sh \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --fs "${sample_rate}" \
+    --audio_format wav \
+    --spk_num 2 \
+    --use_noise_ref false \
+    --ngpu 4 \
+    --local_data_opts "--sample_rate ${sample_rate} --min_or_max ${min_or_max} --task ${task}" \
+    --enh_config conf/train_enh_tdanet.yaml \
+    "$@"
