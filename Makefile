@@ -7,9 +7,14 @@ STAMP := $(VENV)/.installed
 # torch and torchaudio are pinned here (not in setup.py) to the pair measured to work together.
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
+# `make test` runs the suite on two pytest-xdist workers, each with half the cores, longest tests
+# first (tests/ci_policy.py): the demo's training runs beside the rest of the suite, which about
+# halves CI's wall time on two cores. PYTEST_XDIST= runs it in one process.
+PYTEST_XDIST ?= -n 2 --dist worksteal
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	gpu-check results-ci results-startup results-chunking results-long-audio
+	gpu-check results-ci results-startup results-chunking results-long-audio tts-tools \
+	results-stale
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -41,7 +46,7 @@ demo: venv
 # Everything CI (.ci/run) runs: the whole suite, slow end-to-end checks included, then the
 # ESPnet tests and the plugin's fast tests on the oldest supported torch (test-espnet).
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	$(MAKE) test-espnet
 
 # Quick local loops: without, or only, the slow end-to-end checks.
@@ -62,8 +67,19 @@ $(ESPNET_STAMP): setup.py Makefile
 	touch $(ESPNET_STAMP)
 
 # ESPnet runs TDANet from our conf and data folders; the plugin's fast tests on torch 2.9.
+# TDANET_ESPNET_VENV=1: a missing espnet2 is an error, and the run fails unless ESPnet tests
+# passed (tests/ci_policy.py); pytest itself fails (exit 5) when nothing was collected.
 test-espnet: venv-espnet
-	$(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
+	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
+
+# The text-to-speech tools that made egs/mini2mix/sources (Debian packages, as root): CI installs
+# them so that the test regenerating those sources bit for bit runs (tests/data/test_mini2mix.py).
+TTS_TOOLS := flite espeak-ng sox
+tts-tools:
+	@if command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null; \
+	then echo "tts-tools: flite, espeak-ng and sox are installed"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $(TTS_TOOLS); fi
 
 lint: venv
 	$(VENV)/bin/ruff check .

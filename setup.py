@@ -85,7 +85,8 @@ extras = {
     ],
     # Loading the authors' released checkpoints straight from the Hugging Face hub.
     "hub": ["huggingface_hub>=0.20"],
-    "test": ["pytest>=8", "ruff>=0.5"],
+    # pytest-xdist: `make test` runs the suite on two workers (tests/ci_policy.py).
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from asteroid_tdanet.provenance import HEADER_KEYS, write_result
+from asteroid_tdanet.provenance import HEADER_KEYS, provenance, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]*results/[^)\s]+\.json)\s+\"([^\"]+)\"\)")
@@ -106,7 +106,9 @@ def test_result_file_has_provenance_and_a_make_target(path: Path):
 
 def test_checker_catches_a_wrong_number(tmp_path: Path):
     # The checker itself must fail on a mismatch, a missing key and a missing file.
-    result = write_result(tmp_path / "results" / "x.json", {"a": {"b": [1.234, 0.4]}}, "make x")
+    result = write_result(
+        tmp_path / "results" / "x.json", {"a": {"b": [1.234, 0.4]}}, provenance("make x")
+    )
     md = tmp_path / "README.md"
     md.write_text("")
     assert result.is_file()
@@ -129,4 +131,4 @@ def test_citations_in_code_are_examples_and_the_rest_count():
 
 def test_write_result_refuses_header_keys(tmp_path: Path):
     with pytest.raises(ValueError, match="header keys"):
-        write_result(tmp_path / "r.json", {"date": 1}, "make x")
+        write_result(tmp_path / "r.json", {"date": 1}, provenance("make x"))
