@@ -169,6 +169,11 @@ results-ci: venv
 
 results: $(RESULTS)
 
+# Which result files measured code that changed since their commit (each study's code paths are
+# declared in asteroid_tdanet/studies/stale.py); a report, re-run the studies it lists.
+results-stale: venv
+	$(PY) -m asteroid_tdanet.studies.stale
+
 # TDANet's GPU figures on one CUDA GPU in <= 8 minutes: writes results/gpu-<card>.json.
 # Not part of `make results`: it needs a GPU, and stops with a message without one.
 gpu-check: venv
