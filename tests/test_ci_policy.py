@@ -137,3 +137,23 @@ def test_the_espnet_venv_run_fails_unless_an_espnet_test_passed(tmp_path):
     )
     assert none.returncode == 1, none.stdout
     assert "no ESPnet test (marker espnet) passed" in none.stdout
+
+
+def test_the_longest_tests_exist_and_go_first():
+    from ci_policy import LONGEST_FIRST, longest_first, worker_threads
+
+    for nodeid in LONGEST_FIRST:
+        path, _, name = nodeid.partition("::")
+        assert f"def {name}(" in (TESTS.parent / path).read_text(), nodeid
+
+    class Item:
+        def __init__(self, nodeid: str):
+            self.nodeid = nodeid
+
+    items = [Item("tests/a.py::test_a"), Item(LONGEST_FIRST[0]), Item("tests/b.py::test_b")]
+    assert [i.nodeid for i in longest_first(items)] == [
+        LONGEST_FIRST[0],
+        "tests/a.py::test_a",
+        "tests/b.py::test_b",
+    ]
+    assert [worker_threads(2, 2), worker_threads(16, 2), worker_threads(2, 4)] == [1, 8, 1]
