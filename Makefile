@@ -161,8 +161,9 @@ results-cpu-speed: venv
 	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json $(CPU_SPEED_ARGS) \
 		--command "make results-cpu-speed$(if $(CPU_SPEED_ARGS), CPU_SPEED_ARGS='$(CPU_SPEED_ARGS)')"
 
-# What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
-# on a quiet machine). Writes nothing when CI fails.
+# What CI costs: .ci/run on a fresh clone of the current commit, timed (a whole CI run; run it
+# on a quiet machine). Keeps per host (CPU identity) the wall time, its parts and the demo test's
+# minutes in results/ci.json. Writes nothing when CI fails.
 RESULTS += results-ci
 results-ci: venv
 	$(PY) -m asteroid_tdanet.studies.ci_time --out results/ci.json
