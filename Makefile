@@ -7,9 +7,14 @@ STAMP := $(VENV)/.installed
 # torch and torchaudio are pinned here (not in setup.py) to the pair measured to work together.
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 PYTEST_ARGS ?=
+# `make test` runs the suite on two pytest-xdist workers, each with half the cores, longest tests
+# first (tests/ci_policy.py): the demo's training runs beside the rest of the suite, which about
+# halves CI's wall time on two cores. PYTEST_XDIST= runs it in one process.
+PYTEST_XDIST ?= -n 2 --dist worksteal
 
 .PHONY: venv demo test test-fast test-slow lint bench results clean-venv venv-espnet test-espnet \
-	gpu-check results-ci results-startup results-chunking results-long-audio browser docs-figures
+	gpu-check results-ci results-startup results-chunking results-long-audio browser docs-figures \
+	tts-tools results-stale
 
 # ESPnet's enhancement task, and the oldest torch we support, in a venv of their own: espnet
 # 202511 pins setuptools<74 while torch 2.14 needs >=77, so they can't share .venv. uv resolves
@@ -46,7 +51,7 @@ demo: venv
 # Everything CI (.ci/run) runs: the whole suite, slow end-to-end checks included, then the
 # ESPnet tests and the plugin's fast tests on the oldest supported torch (test-espnet).
 test: venv browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	$(MAKE) test-espnet
 
 # Quick local loops: without, or only, the slow end-to-end checks.
@@ -75,9 +80,20 @@ $(ESPNET_STAMP): setup.py Makefile
 	touch $(ESPNET_STAMP)
 
 # ESPnet runs TDANet from our conf and data folders; the plugin's fast tests on torch 2.9.
+# TDANET_ESPNET_VENV=1: a missing espnet2 is an error, and the run fails unless ESPnet tests
+# passed (tests/ci_policy.py); pytest itself fails (exit 5) when nothing was collected.
 test-espnet: venv-espnet
-	$(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
-	$(ESPNET_PY) -m pytest -m slow tests/test_espnet_recipe.py $(PYTEST_ARGS)
+	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
+	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m slow tests/test_espnet_recipe.py $(PYTEST_ARGS)
+
+# The text-to-speech tools that made egs/mini2mix/sources (Debian packages, as root): CI installs
+# them so that the test regenerating those sources bit for bit runs (tests/data/test_mini2mix.py).
+TTS_TOOLS := flite espeak-ng sox
+tts-tools:
+	@if command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null; \
+	then echo "tts-tools: flite, espeak-ng and sox are installed"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $(TTS_TOOLS); fi
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -159,13 +175,19 @@ results-cpu-speed: venv
 	$(PY) -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json $(CPU_SPEED_ARGS) \
 		--command "make results-cpu-speed$(if $(CPU_SPEED_ARGS), CPU_SPEED_ARGS='$(CPU_SPEED_ARGS)')"
 
-# What CI costs: .ci/run on a fresh clone of the current commit, timed (about 50 minutes; run it
-# on a quiet machine). Writes nothing when CI fails.
+# What CI costs: .ci/run on a fresh clone of the current commit, timed (a whole CI run; run it
+# on a quiet machine). Keeps per host (CPU identity) the wall time, its parts and the demo test's
+# minutes in results/ci.json. Writes nothing when CI fails.
 RESULTS += results-ci
 results-ci: venv
 	$(PY) -m asteroid_tdanet.studies.ci_time --out results/ci.json
 
 results: $(RESULTS)
+
+# Which result files measured code that changed since their commit (each study's code paths are
+# declared in asteroid_tdanet/studies/stale.py); a report, re-run the studies it lists.
+results-stale: venv
+	$(PY) -m asteroid_tdanet.studies.stale
 
 # TDANet's GPU figures on one CUDA GPU in <= 8 minutes: writes results/gpu-<card>.json.
 # Not part of `make results`: it needs a GPU, and stops with a message without one.

@@ -3,8 +3,11 @@
 Every number a README quotes lives in a JSON file under ``results/``, written by
 :func:`write_result`. Besides the measured values, such a file records how to regenerate it (the
 command, normally a ``make results-<study>`` target), when, on which machine (CPU model, cores,
-load), with which software, and at which commit. ``tests/test_results.py`` checks the header and
-that each README number equals the value it cites.
+load), with which software, and at which commit. A study takes the header with
+:func:`provenance` when it starts, before it measures anything, and hands it to
+:func:`write_result` at the end: the commit and date are those of the code that ran, even if the
+checkout moved on while a study of several hours was running. ``tests/test_results.py`` checks the
+header and that each README number equals the value it cites.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -137,6 +141,8 @@ def git_commit(repo: str | Path | None = None) -> str:
 def provenance(command: str) -> dict[str, Any]:
     """The header of a result file: command, date (UTC), machine, versions, commit.
 
+    Call it when the study starts, and pass what it returns to :func:`write_result`.
+
     Args:
         command: The command that regenerates the result, e.g. ``"make results-demo"``.
     """
@@ -149,23 +155,31 @@ def provenance(command: str) -> dict[str, Any]:
     }
 
 
-def write_result(path: str | Path, values: dict[str, Any], command: str) -> Path:
+def write_result(path: str | Path, values: dict[str, Any], header: Mapping[str, Any]) -> Path:
     """Write ``values`` under the provenance header to ``path`` (JSON, atomically).
 
     Args:
         path: Result file, normally ``results/<study>.json``.
         values: The measured values (plain JSON types); must not reuse the header's keys.
-        command: The command that regenerates this file.
+        header: What :func:`provenance` returned when the study started.
 
     Returns:
         ``path``.
+
+    Raises:
+        TypeError: ``header`` is not a provenance header (e.g. a bare command string).
     """
+    if not isinstance(header, Mapping) or set(header) != set(HEADER_KEYS):
+        raise TypeError(
+            "write_result needs the header provenance(command) returned when the study started "
+            f"(keys {list(HEADER_KEYS)}), got {header!r:.80}"
+        )
     clash = sorted(set(values) & set(HEADER_KEYS))
     if clash:
         raise ValueError(f"result values may not use the header keys {clash}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({**provenance(command), **values}, indent=2) + "\n")
+    tmp.write_text(json.dumps({**header, **values}, indent=2) + "\n")
     tmp.replace(path)
     return path

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from ci_policy import (  # noqa: F401  (hooks: no silent skips in CI, the ESPnet tests' venv)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_report_header,
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 from toolkit_helpers import hub_cache  # noqa: F401  (fixture: an offline Hugging Face cache)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,21 +27,6 @@ FIXTURES = Path(
     os.environ.get("TDANET_FIXTURES", REPO.parent / "shared" / "fixtures" / "look2hear")
 )
 TINY = {"bn_chan": 16, "hid_chan": 32, "n_blocks": 2, "upsampling_depth": 3, "n_heads": 4}
-
-
-def pytest_report_header(config) -> str:
-    where = "here" if importlib.util.find_spec("espnet2") else "in .venv-espnet (make test-espnet)"
-    return f"ESPnet tests (marker espnet) run {where}"
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """ESPnet can't share .venv (setuptools pins): its tests run in .venv-espnet only."""
-    if importlib.util.find_spec("espnet2") is not None:
-        return
-    espnet = [item for item in items if item.get_closest_marker("espnet")]
-    if espnet:
-        config.hook.pytest_deselected(items=espnet)
-        items[:] = [item for item in items if not item.get_closest_marker("espnet")]
 
 
 def fixture_path(name: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
@@ -65,3 +66,55 @@ def test_cpu_identity_tells_avx2_from_avx512_hosts(monkeypatch, tmp_path: Path):
         "amx_tile",
     ]
     assert provenance.machine()["cpu_identity"]["flags"][2] == "avx512f"
+
+
+def test_the_header_is_the_one_taken_when_the_study_started(monkeypatch, repo: Path):
+    from asteroid_tdanet import provenance as prov
+
+    monkeypatch.setattr(prov, "git_commit", lambda where=None: git_commit(repo))
+    started = git(repo, "rev-parse", "HEAD")
+    header = prov.provenance("make results-x")
+    (repo / "code.py").write_text("x = 3\n")  # the checkout moves on while the study runs
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "later")
+    path = prov.write_result(repo / "results" / "x.json", {"v": 1}, header)
+    data = __import__("json").loads(path.read_text())
+    assert data["commit"] == started != git(repo, "rev-parse", "HEAD")
+    assert data["date"] == header["date"] and data["command"] == "make results-x"
+    with pytest.raises(TypeError, match="when the study started"):
+        prov.write_result(repo / "results" / "y.json", {"v": 1}, "make results-x")
+
+
+def provenance_calls(function: ast.AST) -> set[str]:
+    """Names assigned from ``provenance(...)`` in ``function``."""
+    return {
+        target.id
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and getattr(node.value.func, "id", None) == "provenance"
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def test_every_study_passes_the_header_it_took_before_measuring():
+    """Each write_result call gets a variable set by provenance() in the function around it."""
+    package = Path(__file__).resolve().parents[1] / "asteroid_tdanet"
+    calls = 0
+    for source in package.rglob("*.py"):
+        if source.name == "provenance.py":
+            continue
+        tree = ast.parse(source.read_text())
+        for outer in ast.walk(tree):
+            if not isinstance(outer, ast.FunctionDef) or outer.name != "main":
+                continue
+            headers = provenance_calls(outer)
+            for node in ast.walk(outer):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "write_result":
+                    calls += 1
+                    header = node.args[2] if len(node.args) > 2 else None
+                    assert isinstance(header, ast.Name) and header.id in headers, (
+                        f"{source.name}:{node.lineno}: pass write_result the header that "
+                        "provenance(command) returned when main() started"
+                    )
+    assert calls >= 8  # every study: startup, chunking, long audio, demo, ..., CI time

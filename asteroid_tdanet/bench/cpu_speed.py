@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from asteroid_tdanet import fast, kernels
-from asteroid_tdanet.provenance import write_result
+from asteroid_tdanet.provenance import provenance, write_result
 from asteroid_tdanet.runtime import configure_cpu_process
 
 from .macs import count_macs_detailed, count_params
@@ -274,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
+    header = provenance(args.command)  # taken before measuring: the code that ran
     load_before = os.getloadavg()
     started = time.time()
     # As tdanet-separate does; process-wide, so every model is timed under the same setting.
@@ -320,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "wall_s": time.time() - started,
     }
-    write_result(args.out, values, args.command)
+    write_result(args.out, values, header)
     _log(f"wrote {args.out}")
     print(json.dumps(values["ratios"], indent=1))
     return 0

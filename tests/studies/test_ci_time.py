@@ -1,5 +1,13 @@
-"""The CI-time study reads pytest's summary lines (its only logic that runs outside CI itself)."""
+"""The CI-time study: pytest's summary lines, and a run of a stand-in for CI in a small repo."""
 
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from asteroid_tdanet import provenance
+from asteroid_tdanet.studies import ci_time
 from asteroid_tdanet.studies.ci_time import pytest_summaries
 
 LOG = """\
@@ -20,3 +28,88 @@ def test_every_pytest_run_is_found_with_its_counts_and_time():
         },
         {"counts": {"passed": 120}, "seconds": 61.5},
     ]
+
+
+FAKE_CI = """\
+#!/usr/bin/env bash
+# Stands in for .ci/run: prints what pytest prints, records the demo's minutes, and moves the
+# original checkout on by one commit while "CI" runs.
+set -e
+echo "12.50s call     tests/local/test_recipe_demo.py::test_demo_recipe_default_meets_the_bar"
+echo "0.40s setup    tests/test_models.py::test_a"
+echo "== 10 passed, 2 deselected in 60.00s (0:01:00) =="
+echo "3 passed in 30.00s"
+mkdir -p "$TDANET_TEST_RECORDS"
+echo '{"minutes": 12.5, "si_sdr_imp": 6.8}' > "$TDANET_TEST_RECORDS/demo.json"
+git -C "$ORIGINAL" commit --quiet --allow-empty -m "a later commit"
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch) -> Path:
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    (repo / ".ci" / "fake").write_text(FAKE_CI)
+    (repo / ".ci" / "fake").chmod(0o755)
+    git(repo, "init", "--quiet")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "first")
+    monkeypatch.setattr(ci_time, "REPO", repo)
+    monkeypatch.setenv("ORIGINAL", str(repo))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
+    return repo
+
+
+def test_the_result_names_the_commit_ci_started_from_and_the_demo_minutes(fake_repo, tmp_path):
+    started_at = git(fake_repo, "rev-parse", "HEAD")
+    out = tmp_path / "results" / "ci.json"
+    out.parent.mkdir()
+    other = {"AMD EPYC family 23 model 49, no AVX-512, 2 cores": {"wall_minutes": 40.0}}
+    out.write_text(json.dumps({"hosts": other}))
+    argv = ["--out", str(out), "--work", str(tmp_path / "w"), "--fixtures", str(tmp_path)]
+    assert ci_time.main([*argv, "--ci", ".ci/fake"]) == 0
+    assert git(fake_repo, "rev-parse", "HEAD") != started_at  # the checkout moved on meanwhile
+    data = json.loads(out.read_text())
+    assert data["commit"] == data["ci_commit"] == started_at
+    assert data["machine"]["cpu_identity"] == provenance.cpu_identity()
+    assert data["budget_minutes"] == 45
+    assert data["demo"] == {"minutes": 12.5, "si_sdr_imp": 6.8}
+    assert data["minutes"]["suite"] == 1.0 and data["minutes"]["espnet_venv_tests"] == 0.5
+    assert data["slowest_tests"][0] == {
+        "test": "tests/local/test_recipe_demo.py::test_demo_recipe_default_meets_the_bar",
+        "when": "call",
+        "seconds": 12.5,
+    }
+    # This host's figures join those of the hosts measured before.
+    here = ci_time.host_key(data["machine"])
+    assert data["host"] == here and set(data["hosts"]) == {here, *other}
+    assert data["hosts"][here]["demo"]["minutes"] == 12.5
+    assert data["hosts"][here]["commit"] == started_at
+
+
+def test_a_failing_ci_writes_nothing(fake_repo, tmp_path):
+    (fake_repo / ".ci" / "fake").write_text("#!/usr/bin/env bash\nexit 3\n")
+    git(fake_repo, "commit", "--quiet", "-am", "failing CI")
+    out = tmp_path / "ci.json"
+    argv = ["--out", str(out), "--work", str(tmp_path / "w"), "--fixtures", str(tmp_path)]
+    assert ci_time.main([*argv, "--ci", ".ci/fake"]) == 3
+    assert not out.exists()
+
+
+def test_host_key_tells_cpus_with_the_same_name_apart():
+    zen2 = {"model": "AMD EPYC", "family": 23, "model_number": 49, "flags": ["avx2", "fma"]}
+    zen4 = {"model": "AMD EPYC", "family": 25, "model_number": 17, "flags": ["avx2", "avx512f"]}
+    keys = {ci_time.host_key({"cpu_identity": cpu, "cores": 2}) for cpu in (zen2, zen4)}
+    assert keys == {
+        "AMD EPYC family 23 model 49, no AVX-512, 2 cores",
+        "AMD EPYC family 25 model 17, AVX-512, 2 cores",
+    }
