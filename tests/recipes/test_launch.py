@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
 import pytest
 import torch
 from dist_helpers import LAUNCH_VARIABLES
@@ -39,19 +43,37 @@ TORCHRUN = {
 }
 
 
-@pytest.fixture
-def env(monkeypatch):
-    import os
+@contextlib.contextmanager
+def launcher_env() -> Iterator[Callable[[dict[str, str]], None]]:
+    """No launcher variables inside but those set; the whole environment restored on exit.
 
+    Lightning's SLURMEnvironment writes MASTER_ADDR/MASTER_PORT into os.environ when asked for
+    them: monkeypatch would not undo that, and a later DDP test would dial "gpu03".
+    """
+    saved = dict(os.environ)
     for key in list(os.environ):
         if key in LAUNCH_VARIABLES or key.startswith(("SLURM_", "TORCHELASTIC_")):
-            monkeypatch.delenv(key)
+            del os.environ[key]
+    try:
+        yield os.environ.update
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
-    def set_env(values: dict[str, str]) -> None:
-        for key, value in values.items():
-            monkeypatch.setenv(key, value)
 
-    return set_env
+@pytest.fixture
+def env():
+    with launcher_env() as set_env:
+        yield set_env
+
+
+def test_reading_a_slurm_launch_leaves_no_launcher_variable_behind():
+    before = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    with launcher_env() as set_env:
+        set_env(SRUN)
+        detect_launch()
+        assert os.environ["MASTER_ADDR"] == "gpu03"  # Lightning's side effect, undone below
+    assert (os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")) == before
 
 
 def test_srun_tasks(env):

@@ -10,13 +10,13 @@ computes itself).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from dist_helpers import clean_env
 from recipe_helpers import REPO, tiny_conf
 from training_helpers import equal_length_data, register_training_models
 
@@ -260,7 +260,7 @@ def test_ddp_validation_is_the_mean_over_all_ranks_and_a_nan_on_one_rank_stops_a
             exp=str(exp),
         )
     )
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**clean_env(), "PYTHONWARNINGS": "ignore"}  # no launcher variables of the caller
     out = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
     )
