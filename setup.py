@@ -85,7 +85,7 @@ extras = {
     ],
     # Loading the authors' released checkpoints straight from the Hugging Face hub.
     "hub": ["huggingface_hub>=0.20"],
-    "test": ["pytest>=8", "ruff>=0.5"],
+    "test": ["pytest>=8", "ruff>=0.5", "hypothesis>=6.100"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
