@@ -249,30 +249,84 @@ def model_sizes(names: Sequence[str], sample_rate: int, tiny: bool = False) -> d
     return out
 
 
+def _number(text: str, kind: type, least: float, what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not value >= least:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def _at_least(least: int):
+    """An argparse type: an integer ``>= least``."""
+    what = "a positive integer" if least == 1 else f"an integer >= {least}"
+    return lambda text: _number(text, int, least, what)
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, float, 0.0, "a positive number of seconds")
+    if value == 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of positive durations (seconds)."""
+    return [_positive_float(v) for v in text.split(",") if v.strip()]
 
 
 def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of thread counts (>= 1)."""
+    return [_at_least(1)(v) for v in text.split(",") if v.strip()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m asteroid_tdanet.bench.cpu_speed", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--out", required=True, help="result file (JSON)")
-    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--sample-rate", type=_at_least(1), default=8000)
     p.add_argument("--seconds", type=_floats, default=[1.0, 4.0])
     p.add_argument("--threads", type=_ints, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--first-call-seconds", type=_floats, default=[1.0, 60.0])
-    p.add_argument("--first-call-repeats", type=int, default=2)
+    p.add_argument("--repeats", type=_at_least(1), default=5, help="timed rounds (>= 1)")
+    p.add_argument("--warmup", type=_at_least(0), default=1, help="untimed rounds first")
+    p.add_argument(
+        "--first-call-seconds",
+        type=_floats,
+        default=[1.0, 60.0],
+        help="input durations of the first-call runs (an empty string skips them)",
+    )
+    p.add_argument(
+        "--first-call-repeats",
+        type=_at_least(1),
+        default=2,
+        help="steady-state calls after the first one (>= 1: the first call is compared to them)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny configs (tests only)")
     p.add_argument(
         "--command", default="make results-cpu-speed", help="recorded regeneration command"
     )
     args = p.parse_args(argv)
+    if not args.seconds:
+        p.error("--seconds: give at least one input duration")
+    if not args.threads:
+        p.error("--threads: give at least one thread count")
+    durations = [("--seconds", s) for s in args.seconds]
+    durations += [("--first-call-seconds", s) for s in args.first_call_seconds]
+    for option, seconds in durations:
+        if round(seconds * args.sample_rate) < 1:
+            p.error(f"{option}: {seconds:g} s at {args.sample_rate} Hz is less than one sample")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        p.error(f"--out: folder {folder} does not exist")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parse(argv)
 
     load_before = os.getloadavg()
     started = time.time()

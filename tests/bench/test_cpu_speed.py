@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from asteroid_tdanet import fast, kernels
@@ -63,3 +64,32 @@ def test_variants_switch_the_fast_path_and_the_matrix_kernel():
         cpu_speed._runner(Probe(), torch.zeros(1), variant)()
     assert seen == [(True, True), (False, False), (True, False)]
     assert cpu_speed._base("tdanet_large_plain") == "tdanet_large"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--first-call-repeats", "0"], "--first-call-repeats: '0' is not a positive integer"),
+        (["--repeats", "0"], "--repeats: '0' is not a positive integer"),
+        (["--warmup", "-1"], "--warmup: '-1' is not an integer >= 0"),
+        (["--threads", "1,0"], "--threads: '0' is not a positive integer"),
+        (["--seconds", "0"], "--seconds: '0' is not a positive number of seconds"),
+        (["--seconds", "nan"], "--seconds: 'nan' is not a positive number of seconds"),
+        (["--seconds", "x"], "--seconds: 'x' is not a positive number of seconds"),
+        (["--seconds", ","], "--seconds: give at least one input duration"),
+        (["--seconds", "1e-5"], "--seconds: 1e-05 s at 8000 Hz is less than one sample"),
+        (["--first-call-seconds", "1e-5"], "--first-call-seconds: 1e-05 s at 8000 Hz is less"),
+        (["--sample-rate", "0"], "--sample-rate: '0' is not a positive integer"),
+    ],
+)
+def test_bad_arguments_are_named(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cpu_speed.main(["--out", str(tmp_path / "x.json"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_output_folder_is_named(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        cpu_speed.main(["--out", str(tmp_path / "nowhere" / "x.json")])
+    assert f"--out: folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
