@@ -449,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tiny": args.tiny,
             "fast_path_default": fast.fast_path_enabled(),
             "onednn_linear": kernels.onednn_linear_available(),
+            # Measured by kernels.onednn_linear_faster at first use, in this process.
+            "onednn_linear_chosen": kernels.onednn_linear_faster(),
             "allocator": "glibc keeps freed memory for reuse (runtime.configure_cpu_process, "
             "as tdanet-separate); first_call_default_allocator: glibc defaults",
             "method": "tdanet-bench's time_interleaved: eval, inference mode, interleaved "
