@@ -167,8 +167,9 @@ results-demo: venv
 		--out results/demo-1000steps-dynamic-mixing-speed-perturb.json
 
 # CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
-# "Efficiency"). About 10 minutes; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
-# CPU_SPEED_ARGS narrows it (e.g. "--seconds 1"); the result file records them.
+# "Efficiency"), once per host kind: the CPU as it is, and limited to AVX2 (fresh process each).
+# About 10 minutes per host kind; run it alone on the machine (flock /tmp/tdanet-heavy.lock).
+# CPU_SPEED_ARGS narrows it (e.g. "--seconds 1 --hosts native"); the result file records them.
 CPU_SPEED_ARGS ?=
 RESULTS += results-cpu-speed
 results-cpu-speed: venv

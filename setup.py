@@ -100,8 +100,15 @@ extras = {
     # Loading the authors' released checkpoints straight from the Hugging Face hub.
     "hub": ["huggingface_hub>=0.20"],
     # pytest-xdist: `make test` runs the suite on two workers (tests/ci_policy.py); playwright
-    # drives Debian's chromium (`make browser`) in the evaluation report's test.
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", "playwright>=1.45"],
+    # drives Debian's chromium (`make browser`) in the evaluation report's test; hypothesis
+    # draws the fast path's property tests.
+    "test": [
+        "pytest>=8",
+        "pytest-xdist>=3.5",
+        "ruff>=0.5",
+        "playwright>=1.45",
+        "hypothesis>=6.100",
+    ],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 

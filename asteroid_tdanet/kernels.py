@@ -4,8 +4,11 @@ TDANet's multiply-adds are almost all 1x1 convolutions and attention projections
 products. For float32 on the CPU, ``F.linear`` calls MKL's sgemm, which on the AMD EPYC of our
 CI machine runs at about 57 GMAC/s on one core, while oneDNN's matmul (the kernel behind
 ``torch.ops.mkldnn._linear_pointwise``, which inductor uses for CPU linears) reaches about
-125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors.
-:func:`linear` sends inference-time products to oneDNN and everything else to ``F.linear``.
+125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors. On an
+AVX2-only CPU the two run at about the same rate. So the choice is measured, not assumed: at
+first use, :func:`onednn_linear_faster` times both on TDANet's projection shape and
+:func:`linear` sends inference-time products to the faster one (everything else to
+``F.linear``); the answer is kept for the life of the process.
 
 oneDNN's op has no autograd formula, so it is used only when no gradient is needed; it accepts
 float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
@@ -14,6 +17,7 @@ float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from functools import lru_cache
 
@@ -27,6 +31,7 @@ __all__ = [
     "onednn_linear",
     "onednn_linear_available",
     "onednn_linear_enabled",
+    "onednn_linear_faster",
     "set_onednn_linear",
 ]
 
@@ -66,8 +71,44 @@ def onednn_linear_available() -> bool:
     return out.shape == (3, 5, 4) and torch.allclose(out, F.linear(x, w, b), atol=1e-5)
 
 
+# TDANet's U-block projection at 1 s of 8 kHz audio (frames x in -> out), the commonest product.
+_PROBE_SHAPE = (1010, 128, 512)
+_PROBE_ROUNDS = 7
+
+
+@lru_cache(maxsize=1)
+def onednn_linear_faster() -> bool:
+    """Whether oneDNN's matmul beats ``F.linear`` on this CPU, measured once per process.
+
+    Both run interleaved, ``_PROBE_ROUNDS`` times each after a warm-up, on TDANet's projection
+    shape with the current thread count (about 20 ms in all); the lower median wins. False where
+    oneDNN's matmul is not available.
+    """
+    if not onednn_linear_available():
+        return False
+    rows, inner, cols = _PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, inner, generator=generator)
+    w = torch.randn(cols, inner, generator=generator)
+    b = torch.randn(cols, generator=generator)
+    runs = {
+        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
+        "mkl": lambda: F.linear(x, w, b),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.no_grad():
+        for round_ in range(_PROBE_ROUNDS + 1):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                if round_:  # the first round warms both up
+                    times[name].append(time.perf_counter() - start)
+    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return median["onednn"] < median["mkl"]
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN when nothing needs a gradient.
+    """``F.linear(x, weight, bias)``, through oneDNN when nothing needs a gradient and it is faster.
 
     Args:
         x: ``(..., in_features)``.
@@ -85,7 +126,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and _switch.enabled
-        and onednn_linear_available()
+        and onednn_linear_faster()
         # Compilers and exporters get the standard op, which they know how to lower.
         and not torch.compiler.is_compiling()
         and not torch.compiler.is_exporting()

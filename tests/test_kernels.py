@@ -22,6 +22,12 @@ def operands(*shape: int, bias: bool = True, dtype=torch.float32):
     return x, w, b
 
 
+@pytest.fixture(autouse=True)
+def onednn_chosen(monkeypatch):
+    """Whether oneDNN is faster is measured per CPU; these tests fix the answer to oneDNN."""
+    monkeypatch.setattr(kernels, "onednn_linear_faster", lambda: kernels.onednn_linear_available())
+
+
 def ops_run(fn) -> set[str]:
     with profile() as prof:
         fn()
@@ -64,3 +70,24 @@ def test_switched_off_is_f_linear():
         assert "mkldnn::_linear_pointwise" not in ops_run(lambda: kernels.linear(x, w, b))
         assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
     assert kernels.onednn_linear_enabled()  # restored
+
+
+@needs_onednn
+def test_measured_choice_sends_products_to_f_linear_when_onednn_is_slower(monkeypatch):
+    monkeypatch.setattr(kernels, "onednn_linear_faster", lambda: False)
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        assert "mkldnn::_linear_pointwise" not in ops_run(lambda: kernels.linear(x, w, b))
+        assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
+
+
+def test_measured_choice_is_a_cached_answer(monkeypatch):
+    monkeypatch.undo()  # the real measurement, not the fixture's fixed answer
+    kernels.onednn_linear_faster.cache_clear()
+    first = kernels.onednn_linear_faster()
+    assert isinstance(first, bool)
+    assert kernels.onednn_linear_faster.cache_info().hits == 0
+    assert kernels.onednn_linear_faster() is first
+    assert kernels.onednn_linear_faster.cache_info().hits == 1
+    if not kernels.onednn_linear_available():
+        assert first is False

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from asteroid_tdanet import fast, kernels
-from asteroid_tdanet.provenance import provenance, write_result
+from asteroid_tdanet.provenance import cpu_identity, provenance, write_result
 from asteroid_tdanet.runtime import configure_cpu_process
 
 from .macs import count_macs_detailed, count_params
@@ -38,10 +39,10 @@ __all__ = ["gemm_rates", "main", "measure_first_call", "ratios", "time_models"]
 
 # The issue's targets: (numerator, denominator, largest allowed ratio).
 TARGETS = {
-    "tdanet_vs_convtasnet": ("tdanet", "convtasnet", 1.0),
-    "tdanet_vs_look2hear_reference": ("tdanet", "look2hear_reference", 0.25),
-    "tdanet_vs_sepformer": ("tdanet", "sepformer", 0.10),
-    "tdanet_large_vs_look2hear_reference": ("tdanet_large", "look2hear_reference", 0.5),
+    "tdanet_vs_convtasnet": ("tdanet", "convtasnet", 0.9),
+    "tdanet_vs_look2hear_reference": ("tdanet", "look2hear_reference", 0.22),
+    "tdanet_vs_sepformer": ("tdanet", "sepformer", 0.08),
+    "tdanet_large_vs_look2hear_reference": ("tdanet_large", "look2hear_reference", 0.4),
     "tdanet_vs_tdanet_plain": ("tdanet", "tdanet_plain", None),
     "tdanet_large_vs_tdanet_large_plain": ("tdanet_large", "tdanet_large_plain", None),
     "tdanet_vs_tdanet_mkl": ("tdanet", "tdanet_mkl", None),
@@ -118,11 +119,27 @@ def time_models(
     return out
 
 
+# TDANet with 2 threads against 1 thread, same input duration: at most this ratio.
+THREAD_TARGET = 0.65
+
+
 def ratios(timings: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """The target ratios of median times per setting, and whether each target is met."""
+    """The target ratios of median times per setting, and whether each target is met.
+
+    Settings with 2 threads also get ``tdanet_vs_tdanet_1_thread`` (same duration).
+    """
     out: dict[str, dict[str, Any]] = {}
     for setting, rows in timings.items():
-        out[setting] = {}
+        single = timings.get("t1_" + setting.split("_", 1)[1], {})
+        if setting.startswith("t2_") and "tdanet" in rows and "tdanet" in single:
+            value = rows["tdanet"]["median_ms"] / single["tdanet"]["median_ms"]
+            out[setting] = {
+                "tdanet_vs_tdanet_1_thread": value,
+                "tdanet_vs_tdanet_1_thread_target": THREAD_TARGET,
+                "tdanet_vs_tdanet_1_thread_met": value <= THREAD_TARGET,
+            }
+    for setting, rows in timings.items():
+        out.setdefault(setting, {})
         for key, (num, den, limit) in TARGETS.items():
             if num in rows and den in rows:
                 value = rows[num]["median_ms"] / rows[den]["median_ms"]
@@ -249,32 +266,159 @@ def model_sizes(names: Sequence[str], sample_rate: int, tiny: bool = False) -> d
     return out
 
 
+def _number(text: str, kind: type, least: float, what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not value >= least:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
+def _at_least(least: int):
+    """An argparse type: an integer ``>= least``."""
+    what = "a positive integer" if least == 1 else f"an integer >= {least}"
+    return lambda text: _number(text, int, least, what)
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, float, 0.0, "a positive number of seconds")
+    if value == 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of positive durations (seconds)."""
+    return [_positive_float(v) for v in text.split(",") if v.strip()]
 
 
 def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of thread counts (>= 1)."""
+    return [_at_least(1)(v) for v in text.split(",") if v.strip()]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _hosts(text: str) -> list[str]:
+    """A comma-separated list of host kinds."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [name for name in names if name not in HOSTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: host kinds are {', '.join(HOSTS)} (comma-separated)"
+        )
+    return names
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m asteroid_tdanet.bench.cpu_speed", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--out", required=True, help="result file (JSON)")
-    p.add_argument("--sample-rate", type=int, default=8000)
+    p.add_argument("--sample-rate", type=_at_least(1), default=8000)
     p.add_argument("--seconds", type=_floats, default=[1.0, 4.0])
     p.add_argument("--threads", type=_ints, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--first-call-seconds", type=_floats, default=[1.0, 60.0])
-    p.add_argument("--first-call-repeats", type=int, default=2)
+    p.add_argument("--repeats", type=_at_least(1), default=5, help="timed rounds (>= 1)")
+    p.add_argument("--warmup", type=_at_least(0), default=1, help="untimed rounds first")
+    p.add_argument(
+        "--first-call-seconds",
+        type=_floats,
+        default=[1.0, 60.0],
+        help="input durations of the first-call runs (an empty string skips them)",
+    )
+    p.add_argument(
+        "--first-call-repeats",
+        type=_at_least(1),
+        default=2,
+        help="steady-state calls after the first one (>= 1: the first call is compared to them)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny configs (tests only)")
+    p.add_argument(
+        "--hosts",
+        type=_hosts,
+        default=list(HOSTS),
+        help=f"host kinds to measure, each in a fresh process (of {', '.join(HOSTS)})",
+    )
+    p.add_argument("--host-run", choices=list(HOSTS), help=argparse.SUPPRESS)
     p.add_argument(
         "--command", default="make results-cpu-speed", help="recorded regeneration command"
     )
     args = p.parse_args(argv)
+    if not args.seconds:
+        p.error("--seconds: give at least one input duration")
+    if not args.threads:
+        p.error("--threads: give at least one thread count")
+    durations = [("--seconds", s) for s in args.seconds]
+    durations += [("--first-call-seconds", s) for s in args.first_call_seconds]
+    for option, seconds in durations:
+        if round(seconds * args.sample_rate) < 1:
+            p.error(f"{option}: {seconds:g} s at {args.sample_rate} Hz is less than one sample")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        p.error(f"--out: folder {folder} does not exist")
+    return args
 
-    header = provenance(args.command)  # taken before measuring: the code that ran
+
+# Host kinds measured on this machine: the CPU as it is, and limited to AVX2 (AVX-512 code paths
+# of oneDNN, MKL and ATen switched off by their environment variables, which are read when torch
+# loads, so each host kind runs in a fresh process).
+HOSTS = {
+    "native": {},
+    "avx2_limited": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+    },
+}
+AVX2_NOTE = (
+    "measured on this (AVX-512) CPU with its AVX-512 code paths disabled (the isa_limits "
+    "environment variables, set before torch is imported, in a fresh process); a real "
+    "AVX2-only CPU such as AMD Zen 2 differs in clock, cache and memory bandwidth, so its times "
+    "differ, and its ratios may too"
+)
+
+
+def _host(name: str) -> dict[str, Any]:
+    limits = HOSTS[name]
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    host = {"cpu": cpu_identity(), "isa_limits": limits, "aten_cpu_capability": capability}
+    host["measured_as"] = AVX2_NOTE if limits else "the CPU as it is (no ISA limits)"
+    return host
+
+
+def _run_host(name: str, argv: Sequence[str]) -> dict[str, Any]:
+    """One host kind's measurement, in a fresh process with that kind's ISA limits."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "host.json")
+        env = {**os.environ, **HOSTS[name]}
+        command = [sys.executable, "-m", "asteroid_tdanet.bench.cpu_speed", *argv]
+        command += ["--out", out, "--host-run", name]
+        _log(f"host kind {name}: {HOSTS[name] or 'no ISA limits'}")
+        subprocess.run(command, env=env, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    if args.host_run is None:
+        header = provenance(args.command)  # taken before measuring: the code that ran
+        started = time.time()
+        load_before = os.getloadavg()
+        passed = _without_out(argv)
+        values = {
+            "hosts": {name: _run_host(name, passed) for name in args.hosts},
+            "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+            "wall_s": time.time() - started,
+        }
+        write_result(args.out, values, header)
+        _log(f"wrote {args.out}")
+        summary = {name: host["ratios"] for name, host in values["hosts"].items()}
+        print(json.dumps(summary, indent=1))
+        return 0
+
     load_before = os.getloadavg()
     started = time.time()
     # As tdanet-separate does; process-wide, so every model is timed under the same setting.
@@ -295,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tdanet", args.sample_rate, seconds, 1, args.first_call_repeats, args.tiny, reuse
             )
     values = {
+        "host": _host(args.host_run),
         "config": {
             "sample_rate": args.sample_rate,
             "seconds": args.seconds,
@@ -305,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tiny": args.tiny,
             "fast_path_default": fast.fast_path_enabled(),
             "onednn_linear": kernels.onednn_linear_available(),
+            # Measured by kernels.onednn_linear_faster at first use, in this process.
+            "onednn_linear_chosen": kernels.onednn_linear_faster(),
             "allocator": "glibc keeps freed memory for reuse (runtime.configure_cpu_process, "
             "as tdanet-separate); first_call_default_allocator: glibc defaults",
             "method": "tdanet-bench's time_interleaved: eval, inference mode, interleaved "
@@ -321,10 +468,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "wall_s": time.time() - started,
     }
-    write_result(args.out, values, header)
-    _log(f"wrote {args.out}")
-    print(json.dumps(values["ratios"], indent=1))
+    with open(args.out, "w") as f:
+        json.dump(values, f)
     return 0
+
+
+def _without_out(argv: Sequence[str]) -> list[str]:
+    """``argv`` less ``--out``/``--hosts``/``--command`` (the host runs get their own)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--out", "--hosts", "--command"):
+            skip = True
+        elif not arg.startswith(("--out=", "--hosts=", "--command=")):
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":
