@@ -53,9 +53,25 @@ def onednn_linear(enabled: bool) -> AbstractContextManager[None]:
     return _switch.scoped(enabled)
 
 
+def _unobserved() -> AbstractContextManager[object]:
+    """Hide the probes below from active dispatch modes (FlopCounterMode, profilers' modes).
+
+    They run inside whatever the first model call runs in: a MAC count of the first forward
+    pass of a process would otherwise include the probes' products.
+    """
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    return _disable_current_modes()
+
+
 @lru_cache(maxsize=1)
 def onednn_linear_available() -> bool:
     """Whether this torch build has oneDNN's float32 matmul and it agrees with ``F.linear``."""
+    with _unobserved():
+        return _onednn_linear_works()
+
+
+def _onednn_linear_works() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
@@ -86,6 +102,11 @@ def onednn_linear_faster() -> bool:
     """
     if not onednn_linear_available():
         return False
+    with _unobserved():
+        return _time_both_kernels()
+
+
+def _time_both_kernels() -> bool:
     rows, inner, cols = _PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, inner, generator=generator)
@@ -126,11 +147,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and _switch.enabled
-        and onednn_linear_faster()
         # Compilers and exporters get the standard op, which they know how to lower.
         and not torch.compiler.is_compiling()
         and not torch.compiler.is_exporting()
         and not torch.jit.is_tracing()
+        and onednn_linear_faster()
     ):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

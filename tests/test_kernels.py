@@ -91,3 +91,17 @@ def test_measured_choice_is_a_cached_answer(monkeypatch):
     assert kernels.onednn_linear_faster.cache_info().hits == 1
     if not kernels.onednn_linear_available():
         assert first is False
+
+
+def test_the_measurement_is_not_counted_by_an_active_flop_counter(monkeypatch):
+    # It runs inside a process's first forward pass: a MAC count of that pass (tdanet-bench,
+    # results-cpu-speed) must not include the probes' products.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    monkeypatch.undo()
+    kernels.onednn_linear_faster.cache_clear()
+    kernels.onednn_linear_available.cache_clear()
+    with FlopCounterMode(display=False) as counter:
+        kernels.onednn_linear_faster()
+    assert kernels.onednn_linear_faster.cache_info().misses == 1
+    assert counter.get_total_flops() == 0
