@@ -33,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_flop_count
 
 from asteroid_tdanet.fast import fast_path
+from asteroid_tdanet.kernels import onednn_linear
 
 __all__ = [
     "MacCount",
@@ -100,7 +101,8 @@ EXTRA_FORMULAS: dict[Any, Any] = {
 # Names of ops that do real arithmetic work; any of them left uncounted makes a count wrong.
 _HEAVY_NAME = re.compile(
     r"(conv(?!ert)|attention|matmul|einsum|lstm|gru|rnn|fft|stft|tensordot|baddbmm|addmm|bmm)"
-    r"|(^|_)mm$|^_?\w*_mm$|^(dot|vdot|mv|addmv|addr|ger|outer|linear|bilinear|_trilinear)$"
+    r"|(^|_)mm$|^_?\w*_mm$|^(dot|vdot|mv|addmv|addr|ger|outer|bilinear|_trilinear)$"
+    r"|(^|_)linear($|_)"  # linear, oneDNN's _linear_pointwise, quantized linear_dynamic, ...
 )
 # Names that match the pattern above but are cheap data movement.
 _NOT_HEAVY = re.compile(r"^(upsample|_upsample|im2col|col2im)")
@@ -184,8 +186,10 @@ def count_macs_detailed(
     try:
         with (
             mha_fastpath_disabled() if disable_mha_fastpath else nullcontext(),
-            # The plain modules: the model's MACs as defined, whatever fast path runs it.
+            # The plain modules: the model's MACs as defined, whatever fast path runs it, and
+            # F.linear (the counter has no formula for oneDNN's matmul, chosen per CPU).
             fast_path(False),
+            onednn_linear(False),
             torch.no_grad(),
             _OpRecorder() as recorder,
             counter,
