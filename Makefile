@@ -50,24 +50,30 @@ demo: venv
 
 # Everything CI (.ci/run) runs: the whole suite, slow end-to-end checks included, then the
 # ESPnet tests and the plugin's fast tests on the oldest supported torch (test-espnet).
-test: venv browser
+test: venv browser tts-tools
 	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	$(MAKE) test-espnet
 
 # Quick local loops: without, or only, the slow end-to-end checks.
-test-fast: venv
+test-fast: venv tts-tools
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: venv browser
+test-slow: venv browser tts-tools
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-# Debian's chromium, which the evaluation report's test drives through Playwright (Playwright's
-# own browser download needs network access that CI does not have). Quick when installed.
+# Debian packages some tests need, installed with apt-get (through sudo when not root) unless
+# already there: chromium for the evaluation report's browser test (Playwright's own browser
+# download needs network access), flite/espeak-ng/sox to regenerate egs/mini2mix/sources bit for
+# bit (tests/data/test_mini2mix.py).
+APT_INSTALL = SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends
 browser:
-	@command -v chromium >/dev/null || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	@command -v chromium >/dev/null || { $(APT_INSTALL) chromium; }
+
+TTS_TOOLS := flite espeak-ng sox
+tts-tools:
+	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null \
+		|| { $(APT_INSTALL) $(TTS_TOOLS); }
 
 venv-espnet: $(ESPNET_STAMP)
 
@@ -85,15 +91,6 @@ $(ESPNET_STAMP): setup.py Makefile
 test-espnet: venv-espnet
 	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
 	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m slow tests/test_espnet_recipe.py $(PYTEST_ARGS)
-
-# The text-to-speech tools that made egs/mini2mix/sources (Debian packages, as root): CI installs
-# them so that the test regenerating those sources bit for bit runs (tests/data/test_mini2mix.py).
-TTS_TOOLS := flite espeak-ng sox
-tts-tools:
-	@if command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null; \
-	then echo "tts-tools: flite, espeak-ng and sox are installed"; \
-	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends $(TTS_TOOLS); fi
 
 lint: venv
 	$(VENV)/bin/ruff check .
