@@ -179,7 +179,9 @@ def quality_vs_macs_points(
     from asteroid_tdanet import paper
 
     table = paper.paper_results(benchmark)
-    models = cpu_speed["models"]
+    # MAC counts do not depend on the host kind; files keep one entry per kind under "hosts".
+    hosts = cpu_speed.get("hosts")
+    models = next(iter(hosts.values()))["models"] if hosts else cpu_speed["models"]
     points = []
     for ours, key in MEASURED_MODELS.items():
         if ours in models and key in table:
