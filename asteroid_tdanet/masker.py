@@ -81,7 +81,7 @@ class UBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, C, T) -> (batch, C, T)``."""
-        if use_fast_path(x):
+        if use_fast_path(x, self):
             # The same function, time-major and with fewer passes (see asteroid_tdanet.fast).
             return ublock_forward(self, x.mT).mT
         scales = [self.down[0](self.proj_in(x))]
@@ -209,7 +209,7 @@ class TDANetMasker(nn.Module):
         Returns:
             Non-negative masks, shape ``(batch, n_src, in_chan, frames)``.
         """
-        if self._compiled_block is None and use_fast_path(tf_rep):
+        if self._compiled_block is None and use_fast_path(tf_rep, self):
             # The same function, time-major and with fewer passes (see asteroid_tdanet.fast).
             return masker_forward(self, tf_rep)
         x0 = self.bottleneck(self.in_norm(tf_rep))

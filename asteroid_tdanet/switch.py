@@ -10,15 +10,17 @@ __all__ = ["Switch"]
 
 
 class Switch:
-    """An on/off setting for the whole process, on unless its environment variable says otherwise.
+    """An on/off setting for the whole process, unless set, what its environment variable says.
 
     Args:
-        env_var: Read once, at construction: ``0``, ``false`` or ``no`` switch it off.
+        env_var: Read once, at construction: ``0``, ``false`` or ``no`` switch it off, any
+            other value on.
+        default: The setting when the variable is not set.
     """
 
-    def __init__(self, env_var: str) -> None:
-        value = os.environ.get(env_var, "1").strip().lower()
-        self.enabled = value not in ("0", "false", "no")
+    def __init__(self, env_var: str, default: bool = True) -> None:
+        value = os.environ.get(env_var, "").strip().lower()
+        self.enabled = default if value == "" else value not in ("0", "false", "no")
 
     def set(self, enabled: bool) -> None:
         """Switch on or off for the whole process."""

@@ -142,9 +142,15 @@ def test_the_espnet_venv_run_fails_unless_an_espnet_test_passed(tmp_path):
 def test_the_longest_tests_exist_and_go_first():
     from ci_policy import LONGEST_FIRST, longest_first, worker_threads
 
-    for nodeid in LONGEST_FIRST:
-        path, _, name = nodeid.partition("::")
-        assert f"def {name}(" in (TESTS.parent / path).read_text(), nodeid
+    # Each is a test pytest collects (a renamed test or parameter would silently drop out).
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *LONGEST_FIRST],
+        cwd=TESTS.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert collected.stdout.count("::test_") == len(LONGEST_FIRST), collected.stdout
 
     class Item:
         def __init__(self, nodeid: str):
@@ -157,3 +163,24 @@ def test_the_longest_tests_exist_and_go_first():
         "tests/b.py::test_b",
     ]
     assert [worker_threads(2, 2), worker_threads(16, 2), worker_threads(2, 4)] == [1, 8, 1]
+
+
+def test_make_test_runs_the_demo_alone_after_the_rest():
+    # The demo trains on two processes: beside an xdist worker it would fight for the cores.
+    dry = subprocess.run(
+        ["make", "-n", "test"], cwd=TESTS.parent, capture_output=True, text=True, check=True
+    )
+    runs = [
+        line for line in dry.stdout.splitlines() if " -m pytest " in line and "espnet" not in line
+    ]
+    demo = "tests/local/test_recipe_demo.py::test_demo_recipe_default_meets_the_bar"
+    assert len(runs) == 2, dry.stdout
+    assert "-n 2" in runs[0] and f"--deselect {demo}" in runs[0]
+    assert runs[1].split(" -m pytest ")[1].split()[0] == demo and " -n " not in runs[1]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", demo],
+        cwd=TESTS.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert collected.returncode == 0 and demo in collected.stdout, collected.stdout

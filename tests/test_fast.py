@@ -35,12 +35,18 @@ def build(name: str, dtype: torch.dtype = torch.float32, **extra) -> torch.nn.Mo
 def both_paths(fn):
     """``fn()`` on the plain modules with ``F.linear``, then with the defaults, same seed each.
 
-    The defaults are the fast path and (in inference) oneDNN's matrix products.
+    The defaults are the fast path and (in inference) oneDNN's matrix products; where autograd
+    records a graph the fast path is allowed explicitly (by default training runs the plain
+    modules).
     """
     out = []
     for enabled in (False, True):
         torch.manual_seed(1)
-        with fast.fast_path(enabled), kernels.onednn_linear(enabled):
+        with (
+            fast.fast_path(enabled),
+            fast.fast_path_in_training(enabled),
+            kernels.onednn_linear(enabled),
+        ):
             out.append(fn())
     return out
 
@@ -110,6 +116,27 @@ def test_on_by_default_and_switched_off(monkeypatch):
             model(wav)
         assert len(calls) == SMALL["n_blocks"]
     assert fast.fast_path_enabled()
+
+
+def test_training_runs_the_plain_modules_unless_allowed(monkeypatch):
+    # Where autograd records a graph, the plain modules' backward pass is the faster one.
+    model = build("tdanet").train()
+    calls = []
+    original = fast.ublock_forward
+    monkeypatch.setattr(fast, "ublock_forward", lambda *a: calls.append(1) or original(*a))
+    wav = torch.randn(1, 800)
+    model(wav).sum().backward()
+    assert calls == []
+    with fast.fast_path_in_training(True):
+        model(wav).sum().backward()
+    assert len(calls) == SMALL["n_blocks"]
+    assert not fast.records_graph(wav)  # an input alone does not make a graph
+    for param in model.parameters():  # frozen weights and a plain input: nothing to record
+        param.requires_grad_(False)
+    model(wav)
+    assert len(calls) == 2 * SMALL["n_blocks"]
+    model(wav.requires_grad_())  # gradients w.r.t. the input: a graph again
+    assert len(calls) == 2 * SMALL["n_blocks"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

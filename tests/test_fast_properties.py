@@ -121,7 +121,11 @@ def run_both(model: torch.nn.Module, wav: torch.Tensor, train: bool):
     out = []
     for enabled in (False, True):
         torch.manual_seed(1)
-        with fast.fast_path(enabled), nullcontext() if train else torch.inference_mode():
+        with (
+            fast.fast_path(enabled),
+            fast.fast_path_in_training(enabled),
+            nullcontext() if train else torch.inference_mode(),
+        ):
             out.append(model(wav).detach())
     return out
 

@@ -8,15 +8,24 @@ from asteroid_tdanet.switch import Switch
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [(None, True), ("1", True), (" No ", False), ("FALSE", False), ("0", False)],
+    ("value", "default", "expected"),
+    [
+        (None, True, True),
+        (None, False, False),
+        ("", False, False),
+        ("1", True, True),
+        ("yes", False, True),
+        (" No ", True, False),
+        ("FALSE", True, False),
+        ("0", False, False),
+    ],
 )
-def test_the_environment_variable_decides_at_construction(monkeypatch, value, expected):
+def test_the_environment_variable_decides_at_construction(monkeypatch, value, default, expected):
     if value is None:
         monkeypatch.delenv("TDANET_TEST_SWITCH", raising=False)
     else:
         monkeypatch.setenv("TDANET_TEST_SWITCH", value)
-    assert Switch("TDANET_TEST_SWITCH").enabled is expected
+    assert Switch("TDANET_TEST_SWITCH", default=default).enabled is expected
 
 
 def test_scoped_restores_the_previous_setting_even_on_error(monkeypatch):

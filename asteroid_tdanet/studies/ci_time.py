@@ -40,26 +40,40 @@ SUMMARY = re.compile(
 # One row of pytest's --durations table: "745.21s call     tests/local/x.py::test_y"
 DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<when>setup|call|teardown)\s+(?P<test>\S+::\S+)")
 SLOWEST = 15
+# The header line of each pytest run in this repository (tests/ci_policy.py): where ESPnet's
+# tests run tells the ESPnet venv ("here") from the main one.
+VENV_HEADER = re.compile(r"^ESPnet tests \(marker espnet\) run (?P<where>here|in \S+)")
 
 
 def pytest_summaries(log: str) -> list[dict[str, object]]:
-    """Each pytest run's outcome counts and duration, in the order they appear in ``log``.
+    """Each pytest run's outcome counts, duration and venv, in the order they appear in ``log``.
+
+    The venv comes from the header line the suite prints at the start of each run (see
+    tests/ci_policy.py): "ESPnet tests (marker espnet) run here" in the ESPnet venv, "... run in
+    .venv-espnet ...; deselected here" in the main one. A run without that line counts as main.
 
     Args:
         log: Everything a CI run printed.
 
     Returns:
-        ``[{"counts": {"passed": 512, "skipped": 1, ...}, "seconds": 478.1}, ...]``.
+        ``[{"counts": {"passed": 512, "skipped": 1, ...}, "seconds": 478.1, "venv": "main"},
+        ...]``.
     """
     found = []
+    venv = "main"
     for line in log.splitlines():
+        header = VENV_HEADER.match(line.strip())
+        if header is not None:
+            venv = "espnet" if header.group("where") == "here" else "main"
+            continue
         match = SUMMARY.match(line.strip())
         if match is None:
             continue
         counts = {
             word: int(number) for number, word in re.findall(r"(\d+) (\w+)", match.group("counts"))
         }
-        found.append({"counts": counts, "seconds": float(match.group("seconds"))})
+        found.append({"counts": counts, "seconds": float(match.group("seconds")), "venv": venv})
+        venv = "main"
     return found
 
 
@@ -91,9 +105,10 @@ def host_key(machine: dict[str, Any]) -> str:
 
 
 def minutes_parts(wall_minutes: float, runs: list[dict[str, Any]]) -> dict[str, float]:
-    """CI's wall time split: the suite (first pytest run), the ESPnet venv's tests, the rest."""
-    suite = runs[0]["seconds"] / 60 if runs else 0.0
-    espnet = sum(run["seconds"] for run in runs[1:]) / 60
+    """CI's wall time split: the suite (the main venv's pytest runs, the demo's included), the
+    ESPnet venv's tests, and the rest (venvs, system tools)."""
+    suite = sum(run["seconds"] for run in runs if run.get("venv") != "espnet") / 60
+    espnet = sum(run["seconds"] for run in runs if run.get("venv") == "espnet") / 60
     return {
         "total": round(wall_minutes, 1),
         "suite": round(suite, 1),

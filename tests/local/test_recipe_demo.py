@@ -3,8 +3,9 @@
 The first test runs every stage on a very small Mini2Mix with a tiny TDANet for one epoch and
 checks every artefact (the demo conf trains with dynamic mixing and speed perturbation, so this
 also runs them through the recipe); the slow test runs the recipe exactly as `make demo` does
-and checks the bar: the whole step budget trained and a test SI-SNRi of at least 6.5 dB on the
-200 fixed test mixtures of unseen voices. CI runs it (`make test`). The demo's training budget
+and checks the bar: the whole step budget trained, on two processes where there are two cores,
+and a test SI-SNRi of at least 6.5 dB on the 200 fixed test mixtures of unseen voices. CI runs it
+(`make test`, alone, after the rest of the suite). The demo's training budget
 is a number of steps, so its score does not depend on the machine or its load; how long it took
 is a measurement, not a check: with ``TDANET_TEST_RECORDS=DIR`` the test writes its minutes and
 score to ``DIR/demo.json``, which ``make results-ci`` puts in results/ci.json per host.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,15 +133,33 @@ def test_demo_recipe_default_meets_the_bar(tmp_path: Path):
     assert last["global_step"] == conf["training"]["max_steps"]  # the whole budget was trained
     assert final["si_sdr_imp"]["count"] == 200
     assert final["si_sdr_imp"]["mean"] >= 6.5
+    # run.sh trains on two processes (one per core) wherever there are two cores.
+    processes = training_processes(out.stdout + out.stderr)
+    assert processes == min(2, len(os.sched_getaffinity(0)))
     record(
         "demo",
         {
             "minutes": round(minutes, 2),
             "si_sdr_imp": round(final["si_sdr_imp"]["mean"], 3),
             "steps": last["global_step"],
+            "training_processes": processes,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
     )
+
+
+def training_processes(log: str) -> int:
+    """The world size the training stage reported ("... world size 2; ...")."""
+    sizes = {int(size) for size in re.findall(r"\bworld size (\d+)", log)}
+    assert len(sizes) == 1, f"expected one world size in the training log, found {sizes}"
+    return sizes.pop()
+
+
+def test_the_world_size_is_read_from_the_training_log():
+    line = "training on the CPU (2 process(es)): no GPU is visible; world size 2; per-device"
+    assert training_processes(f"a\n{line}\nb") == 2
+    with pytest.raises(AssertionError, match="one world size"):
+        training_processes("no training here")
 
 
 def test_the_record_goes_where_ci_time_reads_it(tmp_path, monkeypatch):

@@ -38,9 +38,9 @@ def no_fast_path(monkeypatch) -> tuple[list[str], list[bool]]:
     autocast: list[bool] = []
     decide = masker.use_fast_path
 
-    def spy(x):
+    def spy(x, module=None):
         autocast.append(torch.is_autocast_enabled("cpu"))
-        return decide(x)
+        return decide(x, module)
 
     def refuse(*args, **kwargs):
         entered.append("fast path")

@@ -10,24 +10,50 @@ from asteroid_tdanet import provenance
 from asteroid_tdanet.studies import ci_time
 from asteroid_tdanet.studies.ci_time import pytest_summaries
 
-LOG = """\
+MAIN_HEADER = (
+    "ESPnet tests (marker espnet) run in .venv-espnet (make test-espnet); deselected here; "
+    "skips fail (TDANET_REQUIRE_FIXTURES)"
+)
+ESPNET_HEADER = "ESPnet tests (marker espnet) run here; skips fail (TDANET_REQUIRE_FIXTURES)"
+LOG = f"""\
+{MAIN_HEADER}
 tests/test_models.py ........                                             [ 90%]
 ===== 2 failed, 506 passed, 1 skipped, 19 deselected, 7 warnings in 478.10s (0:07:58) =====
 make test-espnet
+{ESPNET_HEADER}
 collected 120 items
 120 passed in 61.5s
 a line that says 3 passed in 2s without starting with a count is not a summary
 """
 
 
-def test_every_pytest_run_is_found_with_its_counts_and_time():
+def test_every_pytest_run_is_found_with_its_counts_time_and_venv():
     assert pytest_summaries(LOG) == [
         {
             "counts": {"failed": 2, "passed": 506, "skipped": 1, "deselected": 19, "warnings": 7},
             "seconds": 478.1,
+            "venv": "main",
         },
-        {"counts": {"passed": 120}, "seconds": 61.5},
+        {"counts": {"passed": 120}, "seconds": 61.5, "venv": "espnet"},
     ]
+
+
+def test_the_suite_is_every_main_venv_run_and_the_espnet_venv_is_apart():
+    # make test: the demo alone, the rest of the suite, then the ESPnet venv's two runs.
+    log = "\n".join(
+        [
+            MAIN_HEADER,
+            "1 passed in 900.00s (0:15:00)",
+            MAIN_HEADER,
+            "800 passed, 1 deselected in 600.00s (0:10:00)",
+            ESPNET_HEADER,
+            "300 passed in 120.00s (0:02:00)",
+            ESPNET_HEADER,
+            "1 passed in 60.00s (0:01:00)",
+        ]
+    )
+    parts = ci_time.minutes_parts(30.0, pytest_summaries(log))
+    assert parts == {"total": 30.0, "suite": 25.0, "espnet_venv_tests": 3.0, "setup": 2.0}
 
 
 FAKE_CI = """\
@@ -37,7 +63,9 @@ FAKE_CI = """\
 set -e
 echo "12.50s call     tests/local/test_recipe_demo.py::test_demo_recipe_default_meets_the_bar"
 echo "0.40s setup    tests/test_models.py::test_a"
+echo "ESPnet tests (marker espnet) run in .venv-espnet (make test-espnet); deselected here"
 echo "== 10 passed, 2 deselected in 60.00s (0:01:00) =="
+echo "ESPnet tests (marker espnet) run here; skips fail (TDANET_REQUIRE_FIXTURES)"
 echo "3 passed in 30.00s"
 mkdir -p "$TDANET_TEST_RECORDS"
 echo '{"minutes": 12.5, "si_sdr_imp": 6.8}' > "$TDANET_TEST_RECORDS/demo.json"
