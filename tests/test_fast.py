@@ -102,41 +102,44 @@ def test_ublock_alone_channel_first():
     assert max_rel_error(quick, plain) <= TOLERANCE
 
 
-def test_on_by_default_and_switched_off(monkeypatch):
-    model = build("tdanet").eval()
-    calls = []
+@pytest.fixture
+def fast_calls(monkeypatch) -> list[int]:
+    """One entry per U-block application that ran through the fast path."""
+    calls: list[int] = []
     original = fast.ublock_forward
     monkeypatch.setattr(fast, "ublock_forward", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+def test_on_by_default_and_switched_off(fast_calls):
+    model = build("tdanet").eval()
     wav = torch.randn(1, 800)
     assert fast.fast_path_enabled()
     with torch.no_grad():
         model(wav)
-        assert len(calls) == SMALL["n_blocks"]
+        assert len(fast_calls) == SMALL["n_blocks"]
         with fast.fast_path(False):
             model(wav)
-        assert len(calls) == SMALL["n_blocks"]
+        assert len(fast_calls) == SMALL["n_blocks"]
     assert fast.fast_path_enabled()
 
 
-def test_training_runs_the_plain_modules_unless_allowed(monkeypatch):
+def test_training_runs_the_plain_modules_unless_allowed(fast_calls):
     # Where autograd records a graph, the plain modules' backward pass is the faster one.
     model = build("tdanet").train()
-    calls = []
-    original = fast.ublock_forward
-    monkeypatch.setattr(fast, "ublock_forward", lambda *a: calls.append(1) or original(*a))
     wav = torch.randn(1, 800)
     model(wav).sum().backward()
-    assert calls == []
+    assert fast_calls == []
     with fast.fast_path_in_training(True):
         model(wav).sum().backward()
-    assert len(calls) == SMALL["n_blocks"]
+    assert len(fast_calls) == SMALL["n_blocks"]
     assert not fast.records_graph(wav)  # an input alone does not make a graph
     for param in model.parameters():  # frozen weights and a plain input: nothing to record
         param.requires_grad_(False)
     model(wav)
-    assert len(calls) == 2 * SMALL["n_blocks"]
+    assert len(fast_calls) == 2 * SMALL["n_blocks"]
     model(wav.requires_grad_())  # gradients w.r.t. the input: a graph again
-    assert len(calls) == 2 * SMALL["n_blocks"]
+    assert len(fast_calls) == 2 * SMALL["n_blocks"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
