@@ -89,11 +89,13 @@ $(ESPNET_STAMP): setup.py Makefile
 		$(ESPNET_PINS)
 	touch $(ESPNET_STAMP)
 
-# ESPnet runs TDANet from our conf and data folders; the plugin's fast tests on torch 2.9.
-# TDANET_ESPNET_VENV=1: a missing espnet2 is an error, and the run fails unless ESPnet tests
-# passed (tests/ci_policy.py); pytest itself fails (exit 5) when nothing was collected.
+# ESPnet runs TDANet from our conf and data folders; the plugin's fast tests on torch 2.9, on
+# two workers as in `make test`. TDANET_ESPNET_VENV=1: a missing espnet2 is an error, and the
+# run fails unless ESPnet tests passed (tests/ci_policy.py); pytest itself fails (exit 5) when
+# nothing was collected.
 test-espnet: venv-espnet
-	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m "not slow" $(TORCH_OLDEST_TESTS) $(PYTEST_ARGS)
+	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest $(PYTEST_XDIST) -m "not slow" $(TORCH_OLDEST_TESTS) \
+		$(PYTEST_ARGS)
 	TDANET_ESPNET_VENV=1 $(ESPNET_PY) -m pytest -m slow tests/test_espnet_recipe.py $(PYTEST_ARGS)
 
 lint: venv

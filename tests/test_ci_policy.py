@@ -139,6 +139,27 @@ def test_the_espnet_venv_run_fails_unless_an_espnet_test_passed(tmp_path):
     assert "no ESPnet test (marker espnet) passed" in none.stdout
 
 
+def test_the_espnet_venv_check_holds_on_two_workers(tmp_path):
+    # make test-espnet runs on pytest-xdist workers: the controller must see every worker's passes.
+    others = "".join(f"def test_{i}():\n    pass\n" for i in range(6))
+    files = {"test_e.py": ESPNET, "test_f.py": others}
+    extra = fake_espnet(tmp_path / "pkg")
+    ok = run_suite(tmp_path / "a", files, "-n", "2", TDANET_ESPNET_VENV="1", EXTRA_PATH=extra)
+    assert ok.returncode == 0 and "8 passed" in ok.stdout, ok.stdout
+    none = run_suite(
+        tmp_path / "b",
+        files,
+        "-n",
+        "2",
+        "-m",
+        "not espnet",
+        TDANET_ESPNET_VENV="1",
+        EXTRA_PATH=extra,
+    )
+    assert none.returncode == 1, none.stdout
+    assert "no ESPnet test (marker espnet) passed" in none.stdout
+
+
 def test_the_longest_tests_exist_and_go_first():
     from ci_policy import LONGEST_FIRST, longest_first, worker_threads
 
