@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 CONFTEST = """\
 from ci_policy import (  # noqa: F401
@@ -121,40 +123,17 @@ def test_without_espnet_its_tests_are_deselected_but_not_in_its_own_venv(tmp_pat
     assert "espnet2 does not import" in out.stdout + out.stderr
 
 
-def test_the_espnet_venv_run_fails_unless_an_espnet_test_passed(tmp_path):
-    files = {"test_e.py": ESPNET}
-    ok = run_suite(
-        tmp_path / "a", files, TDANET_ESPNET_VENV="1", EXTRA_PATH=fake_espnet(tmp_path / "a1")
-    )
-    assert ok.returncode == 0 and "2 passed" in ok.stdout, ok.stdout
-    none = run_suite(
-        tmp_path / "b",
-        files,
-        "-m",
-        "not espnet",
-        TDANET_ESPNET_VENV="1",
-        EXTRA_PATH=fake_espnet(tmp_path / "b1"),
-    )
-    assert none.returncode == 1, none.stdout
-    assert "no ESPnet test (marker espnet) passed" in none.stdout
-
-
-def test_the_espnet_venv_check_holds_on_two_workers(tmp_path):
-    # make test-espnet runs on pytest-xdist workers: the controller must see every worker's passes.
+# make test-espnet runs on two xdist workers: the controller must count every worker's passes.
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "two workers"])
+def test_the_espnet_venv_run_fails_unless_an_espnet_test_passed(tmp_path, workers):
     others = "".join(f"def test_{i}():\n    pass\n" for i in range(6))
     files = {"test_e.py": ESPNET, "test_f.py": others}
     extra = fake_espnet(tmp_path / "pkg")
-    ok = run_suite(tmp_path / "a", files, "-n", "2", TDANET_ESPNET_VENV="1", EXTRA_PATH=extra)
+    ok = run_suite(tmp_path / "a", files, *workers, TDANET_ESPNET_VENV="1", EXTRA_PATH=extra)
     assert ok.returncode == 0 and "8 passed" in ok.stdout, ok.stdout
+    not_espnet = ("-m", "not espnet")
     none = run_suite(
-        tmp_path / "b",
-        files,
-        "-n",
-        "2",
-        "-m",
-        "not espnet",
-        TDANET_ESPNET_VENV="1",
-        EXTRA_PATH=extra,
+        tmp_path / "b", files, *workers, *not_espnet, TDANET_ESPNET_VENV="1", EXTRA_PATH=extra
     )
     assert none.returncode == 1, none.stdout
     assert "no ESPnet test (marker espnet) passed" in none.stdout
