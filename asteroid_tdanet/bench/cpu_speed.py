@@ -4,7 +4,10 @@ Every model of ``tdanet-bench`` (plus TDANet with its fast path switched off, to
 fast path buys) is timed interleaved in one process with ``tdanet-bench``'s own timing code
 (batch 1, eval and inference mode, warm-up, median of interleaved rounds), for every thread count
 and input duration asked for. Then, each in a fresh Python process as a user running the CLI once
-per file would see it, TDANet's first call on a new input length against its steady-state time.
+per file would see it, TDANet's first call on a new input length against its steady-state time,
+and TDANet alone at 1 and 2 threads in blocks through one process, with a large matrix product
+as the control (whether a second thread's gain holds steady; on virtual machines it depends on
+how the host places the two cores, which can change while a process runs).
 
 Writes one result file (``asteroid_tdanet.provenance``) with the medians, the ratios the
 efficiency issue sets targets for, params and MACs (per second of audio, plain modules), and the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +39,15 @@ from .macs import count_macs_detailed, count_params
 from .timing import num_threads, summarize, time_interleaved
 from .zoo import MODEL_NAMES, build_model
 
-__all__ = ["gemm_rates", "main", "measure_first_call", "ratios", "time_models"]
+__all__ = [
+    "gemm_rates",
+    "main",
+    "measure_first_call",
+    "measure_thread_scaling",
+    "ratios",
+    "scaling_summary",
+    "time_models",
+]
 
 # The issue's targets: (numerator, denominator, largest allowed ratio).
 TARGETS = {
@@ -208,6 +220,106 @@ def measure_first_call(
     }
 
 
+# TDANet alone in a fresh process, timed at 1 and 2 threads in alternating blocks, with a large
+# matrix product timed the same way as a control: whether the second core delivers at all, and
+# whether TDANet's 2-thread time holds steady through the run.
+_THREAD_SCALING = """
+import json, time, torch
+from asteroid_tdanet.bench.zoo import build_model
+from asteroid_tdanet.runtime import configure_cpu_process
+configure_cpu_process()
+generator = torch.Generator().manual_seed(0)
+model = build_model("tdanet", {sample_rate}, tiny={tiny})
+wav = torch.randn(1, {samples}, generator=generator)
+square = torch.randn({gemm_size}, {gemm_size}, generator=generator)
+
+def median_ms(run):
+    times = []
+    for _ in range({calls}):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+blocks = []
+with torch.inference_mode():
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        model(wav), model(wav), square @ square
+    for _ in range({blocks}):
+        row = {{}}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            row[f"tdanet_t{{threads}}_ms"] = median_ms(lambda: model(wav))
+            row[f"gemm_t{{threads}}_ms"] = median_ms(lambda: square @ square)
+        blocks.append(row)
+print(json.dumps(blocks))
+"""
+# The control's size: a 1024 x 1024 x 1024 product (~20 ms on one core) splits evenly across cores.
+SCALING_GEMM_SIZE = 1024
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def scaling_summary(blocks: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Per-block 2-thread / 1-thread time ratios of TDANet and of the control, and their spread.
+
+    Args:
+        blocks: One dict per block with ``tdanet_t1_ms``, ``tdanet_t2_ms``, ``gemm_t1_ms``,
+            ``gemm_t2_ms`` (medians of that block's calls).
+
+    Returns:
+        ``{"blocks": n, "tdanet_t2_over_t1": {...}, "gemm_t2_over_t1": {...}}``, each spread
+        being the ``min``, ``median`` and ``max`` over blocks.
+    """
+    if not blocks:
+        raise ValueError("no thread-scaling blocks to summarize")
+    out: dict[str, Any] = {"blocks": len(blocks)}
+    for name in ("tdanet", "gemm"):
+        ratios_ = [row[f"{name}_t2_ms"] / row[f"{name}_t1_ms"] for row in blocks]
+        out[f"{name}_t2_over_t1"] = _spread(ratios_)
+    return out
+
+
+def measure_thread_scaling(
+    sample_rate: int, seconds: float, blocks: int, calls: int = 5, tiny: bool = False
+) -> dict[str, Any]:
+    """TDANet's 2-thread against 1-thread time, alone in a fresh process, block by block.
+
+    Each block times ``calls`` runs of TDANet and of a large matrix product (the control) at 1
+    and then at 2 threads and keeps the medians; the blocks follow each other for the whole run,
+    so a time that changes during the run shows as a spread of the per-block ratios.
+
+    Returns:
+        ``{"seconds", "calls_per_block", "gemm_size", "blocks": [...], "summary": {...}}``
+        (:func:`scaling_summary`).
+    """
+    gemm_size = 128 if tiny else SCALING_GEMM_SIZE
+    code = _THREAD_SCALING.format(
+        sample_rate=sample_rate,
+        tiny=tiny,
+        samples=int(round(seconds * sample_rate)),
+        gemm_size=gemm_size,
+        calls=calls,
+        blocks=blocks,
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    if run.returncode:
+        raise RuntimeError(f"thread-scaling run of tdanet on {seconds:g} s failed:\n{run.stderr}")
+    rows = json.loads(run.stdout.strip().splitlines()[-1])
+    return {
+        "seconds": seconds,
+        "calls_per_block": calls,
+        "gemm_size": gemm_size,
+        "blocks": rows,
+        "summary": scaling_summary(rows),
+    }
+
+
 # TDANet's two kinds of matrix product at 1 s of 8 kHz audio (4 ms kernel: 1010 frames, 64 at the
 # coarsest scale): the U-block's 1x1 projections and the attention's input projection.
 GEMM_SHAPES = {
@@ -332,6 +444,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=2,
         help="steady-state calls after the first one (>= 1: the first call is compared to them)",
     )
+    p.add_argument(
+        "--scaling-blocks",
+        type=_at_least(0),
+        default=20,
+        help="blocks of TDANet alone at 1 and 2 threads in a fresh process (0 skips them; "
+        "run only when --threads has 1 and 2)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny configs (tests only)")
     p.add_argument(
         "--hosts",
@@ -429,6 +548,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings = time_models(
         timed, args.sample_rate, args.seconds, args.threads, args.repeats, args.warmup, args.tiny
     )
+    thread_scaling = None
+    if args.scaling_blocks and {1, 2} <= set(args.threads):
+        _log(f"thread scaling: tdanet alone, 1 and 2 threads, {args.scaling_blocks} blocks")
+        thread_scaling = measure_thread_scaling(
+            args.sample_rate, args.seconds[0], args.scaling_blocks, tiny=args.tiny
+        )
     _log("matrix products: MKL vs oneDNN, 1 thread")
     gemm = gemm_rates()
     first_call, first_call_default_allocator = {}, {}
@@ -465,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "first_call": first_call,
         "first_call_default_allocator": first_call_default_allocator,
         "gemm": gemm,
+        "thread_scaling": thread_scaling,
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "wall_s": time.time() - started,
     }

@@ -44,6 +44,30 @@ def test_thread_scaling_ratio():
     assert "tdanet_vs_tdanet_1_thread" not in got["t1_1s"]
 
 
+def test_scaling_summary_takes_the_ratio_per_block():
+    blocks = [
+        {"tdanet_t1_ms": 200.0, "tdanet_t2_ms": 150.0, "gemm_t1_ms": 20.0, "gemm_t2_ms": 10.0},
+        {"tdanet_t1_ms": 200.0, "tdanet_t2_ms": 300.0, "gemm_t1_ms": 20.0, "gemm_t2_ms": 11.0},
+        {"tdanet_t1_ms": 100.0, "tdanet_t2_ms": 80.0, "gemm_t1_ms": 22.0, "gemm_t2_ms": 11.0},
+    ]
+    got = cpu_speed.scaling_summary(blocks)
+    assert got["blocks"] == 3
+    # Ratios per block (0.75, 1.5, 0.8), not the ratio of the blocks' totals or medians.
+    assert got["tdanet_t2_over_t1"] == {"min": 0.75, "median": 0.8, "max": 1.5}
+    assert got["gemm_t2_over_t1"] == {"min": 0.5, "median": 0.5, "max": 0.55}
+    with pytest.raises(ValueError, match="no thread-scaling blocks"):
+        cpu_speed.scaling_summary([])
+
+
+def test_thread_scaling_runs_alone_in_a_fresh_process():
+    got = cpu_speed.measure_thread_scaling(8000, 0.25, blocks=2, calls=1, tiny=True)
+    assert (got["seconds"], got["calls_per_block"], got["gemm_size"]) == (0.25, 1, 128)
+    assert len(got["blocks"]) == 2
+    keys = {"tdanet_t1_ms", "tdanet_t2_ms", "gemm_t1_ms", "gemm_t2_ms"}
+    assert all(row.keys() == keys and min(row.values()) > 0 for row in got["blocks"])
+    assert got["summary"] == cpu_speed.scaling_summary(got["blocks"])
+
+
 def test_tiny_run_writes_a_result(tmp_path):
     out = tmp_path / "cpu-speed.json"
     argv = ["--out", str(out), "--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25"]
@@ -68,6 +92,7 @@ def test_tiny_run_writes_a_result(tmp_path):
     assert ratio == rows["tdanet"]["median_ms"] / rows["tdanet_plain"]["median_ms"]
     assert host["first_call"]["0.25s"]["first_s"] > 0
     assert host["first_call_default_allocator"]["0.25s"]["first_s"] > 0
+    assert host["thread_scaling"] is None  # --threads 1: nothing to compare
     for rates in host["gemm"].values():
         assert rates["mkl_gmacs"] > 0
         if kernels.onednn_linear_available():
@@ -103,6 +128,7 @@ def test_variants_switch_the_fast_path_and_the_matrix_kernel():
         (["--first-call-seconds", "1e-5"], "--first-call-seconds: 1e-05 s at 8000 Hz is less"),
         (["--sample-rate", "0"], "--sample-rate: '0' is not a positive integer"),
         (["--hosts", "avx3"], "--hosts: 'avx3': host kinds are native, avx2_limited"),
+        (["--scaling-blocks", "-1"], "--scaling-blocks: '-1' is not an integer >= 0"),
     ],
 )
 def test_bad_arguments_are_named(args, message, capsys, tmp_path):
