@@ -166,8 +166,9 @@ def test_result_file_has_trustworthy_provenance(path: Path):
 
 
 def test_every_waiver_names_a_file_a_known_check_and_a_reason():
-    excused = waivers(README.read_text())
-    assert excused, "results/README.md has no 'Awaiting re-measurement' table"
+    readme = README.read_text()
+    assert "## Awaiting re-measurement" in readme, "results/README.md lost its waiver section"
+    excused = waivers(readme)
     names = {path.name for path in result_files()}
     for name, (checks, reason) in excused.items():
         assert name in names, f"results/README.md waives {name}, which does not exist"
