@@ -3,8 +3,10 @@
 Each study (a ``make results-<study>`` target) declares in :data:`MEASURED_CODE` the files and
 folders whose code decides its numbers. A result file records the commit it was measured at; when
 ``git diff`` finds a change to one of its study's paths between that commit and ``HEAD``, the file
-is listed with the changed paths, and ``make results-<study>`` re-measures it. This is a report,
-not a check: code moves on all the time, and re-running a study of hours is a decision.
+is listed with the changed paths, and ``make results-<study>`` re-measures it. Changes that cannot
+move a number are not counted: Markdown files, comments and docstrings of Python files, comments
+and layout of YAML files (their parsed values are compared). This is a report, not a check: code
+moves on all the time, and re-running a study of hours is a decision.
 
 Usage: ``python -m asteroid_tdanet.studies.stale [--results results] [--strict]``.
 """
@@ -12,6 +14,7 @@ Usage: ``python -m asteroid_tdanet.studies.stale [--results results] [--strict]`
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import subprocess
@@ -121,8 +124,63 @@ class Staleness:
     problem: str | None = None
 
 
+def _at(repo: Path, revision: str, path: str) -> str | None:
+    """``path``'s text at ``revision``, or None where it does not exist there."""
+    out = subprocess.run(
+        ["git", "show", f"{revision}:{path}"], cwd=repo, capture_output=True, text=True
+    )
+    return out.stdout if out.returncode == 0 else None
+
+
+def _python_code(text: str) -> str | None:
+    """A dump of the module's syntax tree without docstrings (comments are not in the tree)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _yaml_values(text: str) -> object:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def measured_change(repo: Path, commit: str, path: str) -> bool:
+    """Whether ``path``'s change between ``commit`` and ``HEAD`` can move a measured number.
+
+    Markdown never does; a Python file does when its syntax tree changed beyond docstrings; a
+    YAML file when its parsed values changed; any other file, or one added or removed, always.
+    """
+    if path.endswith(".md"):
+        return False
+    before, after = _at(repo, commit, path), _at(repo, "HEAD", path)
+    if before is None or after is None:
+        return True
+    if path.endswith(".py"):
+        old, new = _python_code(before), _python_code(after)
+        return old is None or new is None or old != new
+    if path.endswith((".yml", ".yaml")):
+        return _yaml_values(before) != _yaml_values(after)
+    return True
+
+
 def changed_paths(repo: Path, commit: str, paths: list[str]) -> list[str]:
-    """Files under ``paths`` that differ between ``commit`` and ``HEAD`` in ``repo``."""
+    """Files under ``paths`` whose change between ``commit`` and ``HEAD`` can move a number."""
     out = subprocess.run(
         ["git", "diff", "--name-only", commit, "HEAD", "--", *paths],
         cwd=repo,
@@ -130,7 +188,7 @@ def changed_paths(repo: Path, commit: str, paths: list[str]) -> list[str]:
         text=True,
         check=True,
     )
-    return out.stdout.split()
+    return [path for path in out.stdout.split() if measured_change(repo, commit, path)]
 
 
 def staleness(path: Path, repo: Path = REPO) -> Staleness:

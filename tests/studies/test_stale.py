@@ -77,3 +77,45 @@ def test_make_targets_joins_continued_recipe_lines():
     targets = stale.make_targets(makefile)
     assert "results/a.json" in targets["a"] and targets["a"] == targets["b"]
     assert targets["c"] == "two\n" and "A" not in targets and ".PHONY" in targets
+
+
+def test_prose_comments_and_docstrings_do_not_make_a_result_stale(tmp_path, monkeypatch):
+    monkeypatch.setitem(stale.MEASURED_CODE, "results-x", ["egs/"])
+    files = {
+        "egs/README.md": "# Demo\n",
+        "egs/conf.yml": "# steps\ntraining:\n  max_steps: 6000\n",
+        "egs/step.py": '"""Train."""\n\n\ndef f(x):\n    """Double."""\n    return 2 * x  # why\n',
+        "egs/run.sh": "echo 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "measured here")
+    result = tmp_path / "r.json"
+    result.write_text(
+        json.dumps({"command": "make results-x", "commit": git(tmp_path, "rev-parse", "HEAD")})
+    )
+
+    def changed_after(name: str, text: str) -> list[str]:
+        (tmp_path / name).write_text(text)
+        git(tmp_path, "commit", "-qam", name)
+        return stale.staleness(result, tmp_path).changed
+
+    assert changed_after("egs/README.md", "# Demo, reworded\n") == []
+    assert changed_after("egs/conf.yml", "# the budget\ntraining: {max_steps: 6000}\n") == []
+    step = '"""Train, reworded."""\n\n\ndef f(x):\n    """Twice x."""\n    return 2 * x  # how\n'
+    assert changed_after("egs/step.py", step) == []
+    assert changed_after("egs/conf.yml", "training:\n  max_steps: 5000\n") == ["egs/conf.yml"]
+    step = '"""Train."""\n\n\ndef f(x):\n    return 3 * x\n'
+    assert changed_after("egs/step.py", step) == ["egs/conf.yml", "egs/step.py"]
+    assert changed_after("egs/run.sh", "echo 1  \n") == [
+        "egs/conf.yml",
+        "egs/run.sh",
+        "egs/step.py",
+    ]
+    (tmp_path / "egs" / "new.py").write_text("# a comment only\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "added")
+    assert "egs/new.py" in stale.staleness(result, tmp_path).changed  # a new file always counts
