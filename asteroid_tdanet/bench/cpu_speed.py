@@ -182,6 +182,16 @@ print(json.dumps(times))
 """
 
 
+def _run_fresh(code: str, what: str) -> Any:
+    """Run ``code`` in a fresh Python process; return the JSON its last output line holds."""
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    if run.returncode:
+        raise RuntimeError(f"{what} failed:\n{run.stderr}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def measure_first_call(
     name: str,
     sample_rate: int,
@@ -205,12 +215,7 @@ def measure_first_call(
         samples=int(round(seconds * sample_rate)),
         repeats=repeats,
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
-    )
-    if run.returncode:
-        raise RuntimeError(f"first-call run of {name} on {seconds:g} s failed:\n{run.stderr}")
-    times = json.loads(run.stdout.strip().splitlines()[-1])
+    times = _run_fresh(code, f"first-call run of {name} on {seconds:g} s")
     steady = summarize(times[1:], seconds)
     return {
         "first_s": times[0],
@@ -305,12 +310,7 @@ def measure_thread_scaling(
         calls=calls,
         blocks=blocks,
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
-    )
-    if run.returncode:
-        raise RuntimeError(f"thread-scaling run of tdanet on {seconds:g} s failed:\n{run.stderr}")
-    rows = json.loads(run.stdout.strip().splitlines()[-1])
+    rows = _run_fresh(code, f"thread-scaling run of tdanet on {seconds:g} s")
     return {
         "seconds": seconds,
         "calls_per_block": calls,

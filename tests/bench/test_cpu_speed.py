@@ -68,6 +68,12 @@ def test_thread_scaling_runs_alone_in_a_fresh_process():
     assert got["summary"] == cpu_speed.scaling_summary(got["blocks"])
 
 
+def test_a_failed_fresh_process_is_named_with_its_error():
+    assert cpu_speed._run_fresh("print('x'); print('[1, 2]')", "probe") == [1, 2]
+    with pytest.raises(RuntimeError, match="thread-scaling run failed:\n.*boom"):
+        cpu_speed._run_fresh("raise SystemExit('boom')", "thread-scaling run")
+
+
 def test_tiny_run_writes_a_result(tmp_path):
     out = tmp_path / "cpu-speed.json"
     argv = ["--out", str(out), "--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25"]
