@@ -102,6 +102,40 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def host_key(machine: Mapping[str, Any], limited_to: str | None = None) -> str:
+    """A name for the kind of host: CPU model, family/model numbers, AVX-512 or not, cores.
+
+    Result files that keep figures per host (``hosts``) key them by this name, so a run on a
+    second machine adds to the file instead of replacing the first machine's figures.
+
+    Args:
+        machine: What :func:`machine` returned on that host.
+        limited_to: The instruction set the run was limited to (e.g. ``"AVX2"`` on an AVX-512
+            CPU with its AVX-512 code paths disabled), or None for the CPU as it is.
+
+    Returns:
+        E.g. ``"AMD EPYC family 25 model 17, AVX-512, 2 cores"``, with
+        ``", limited to AVX2"`` appended for a limited run.
+    """
+    cpu = machine.get("cpu_identity") or {"model": machine.get("cpu", "unknown CPU")}
+    numbers = ""
+    if "family" in cpu and "model_number" in cpu:
+        numbers = f" family {cpu['family']} model {cpu['model_number']}"
+    flags = cpu.get("flags")
+    vectors = "" if flags is None else (", AVX-512" if "avx512f" in flags else ", no AVX-512")
+    limit = f", limited to {limited_to}" if limited_to else ""
+    return f"{cpu['model']}{numbers}{vectors}, {machine.get('cores', '?')} cores{limit}"
+
+
+def previous_hosts(path: str | Path) -> dict[str, Any]:
+    """The per-host figures already in result file ``path`` (none if missing or it has none)."""
+    try:
+        hosts = json.loads(Path(path).read_text()).get("hosts", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return hosts if isinstance(hosts, dict) else {}
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages that decide the numbers."""
     from importlib import metadata

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from asteroid_tdanet import provenance
 from asteroid_tdanet.provenance import git_commit
 
 
@@ -118,3 +120,27 @@ def test_every_study_passes_the_header_it_took_before_measuring():
                         "provenance(command) returned when main() started"
                     )
     assert calls >= 8  # every study: startup, chunking, long audio, demo, ..., CI time
+
+
+def test_host_key_tells_cpus_with_the_same_name_apart():
+    zen2 = {"model": "AMD EPYC", "family": 23, "model_number": 49, "flags": ["avx2", "fma"]}
+    zen4 = {"model": "AMD EPYC", "family": 25, "model_number": 17, "flags": ["avx2", "avx512f"]}
+    keys = {provenance.host_key({"cpu_identity": cpu, "cores": 2}) for cpu in (zen2, zen4)}
+    assert keys == {
+        "AMD EPYC family 23 model 49, no AVX-512, 2 cores",
+        "AMD EPYC family 25 model 17, AVX-512, 2 cores",
+    }
+    limited = provenance.host_key({"cpu_identity": zen4, "cores": 2}, "AVX2")
+    assert limited == "AMD EPYC family 25 model 17, AVX-512, 2 cores, limited to AVX2"
+    assert provenance.host_key({"cpu": "Old"}) == "Old, ? cores"  # a header without identity
+
+
+def test_previous_hosts_reads_only_a_dict_of_hosts(tmp_path: Path):
+    path = tmp_path / "r.json"
+    assert provenance.previous_hosts(path) == {}  # missing
+    path.write_text("{not json")
+    assert provenance.previous_hosts(path) == {}
+    path.write_text(json.dumps({"hosts": ["x"]}))
+    assert provenance.previous_hosts(path) == {}
+    path.write_text(json.dumps({"hosts": {"A, 2 cores": {"commit": "c"}}}))
+    assert provenance.previous_hosts(path) == {"A, 2 cores": {"commit": "c"}}

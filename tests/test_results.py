@@ -130,16 +130,36 @@ def provenance_problems(
         problems.append(f"Makefile has no target {target}")
     elif f"results/{name}" not in recipe and "--out-dir results" not in recipe:
         problems.append(f"`make {target}` does not write results/{name}")
-    identity = data["machine"].get("cpu_identity")
+    problems += stamp_problems("", data["machine"], str(data["commit"]), target, waived, repo)
+    hosts = data.get("hosts", {})
+    for key, entry in hosts.items() if isinstance(hosts, dict) else ():
+        # Figures kept per host carry the date, commit and machine they were measured at.
+        lacking = [field for field in ("date", "commit", "machine") if field not in entry]
+        if lacking:
+            problems.append(f"hosts entry {key!r} lacks {lacking}")
+            continue
+        where = f"hosts entry {key!r}: "
+        problems += stamp_problems(
+            where, entry["machine"], str(entry["commit"]), target, waived, repo
+        )
+    return problems
+
+
+def stamp_problems(
+    where: str, machine: dict, commit: str, target: str | None, waived: set[str], repo: Path
+) -> list[str]:
+    """Why a measurement's machine and commit can't be trusted (empty when they can)."""
+    problems = []
+    identity = machine.get("cpu_identity")
     has_identity = bool(identity and identity.get("model") and "flags" in identity)
-    commit = str(data["commit"])
     clean = not commit.endswith("+dirty")
     for check, ok in (("cpu_identity", has_identity), ("clean commit", clean)):
-        if ok and check in waived:
+        if ok and check in waived and not where:
             problems.append(f"passes `{check}`: remove it from results/README.md's waivers")
         elif not ok and check not in waived:
+            seen = commit if check == "clean commit" else "no cpu_identity"
             problems.append(
-                f"fails `{check}` ({commit if check == 'clean commit' else 'no cpu_identity'}): "
+                f"{where}fails `{check}` ({seen}): "
                 f"re-run `make {target}`, or list it with the reason in results/README.md"
             )
     ancestor = subprocess.run(
@@ -149,7 +169,7 @@ def provenance_problems(
         text=True,
     )
     if ancestor.returncode != 0:
-        problems.append(f"commit {commit[:12]} is not an ancestor of HEAD")
+        problems.append(f"{where}commit {commit[:12]} is not an ancestor of HEAD")
     return problems
 
 
@@ -209,6 +229,21 @@ def test_provenance_checks_catch_each_flaw(tmp_path: Path):
     assert "fails `cpu_identity`" in problems(old_machine)
     assert problems(old_machine, waived={"cpu_identity"}) == ""
     assert "remove it from" in problems(good, waived={"cpu_identity"})  # a waiver gone stale
+    # Figures kept per host are checked as the header is, each with its own commit.
+    entry = {key: good[key] for key in ("date", "commit", "machine")}
+    assert problems({**good, "hosts": {"A, 2 cores": entry}}) == ""
+    far = {"A, 2 cores": {**entry, "commit": "2" * 40}}
+    assert "hosts entry 'A, 2 cores': commit 222222222222 is not an ancestor" in problems(
+        {**good, "hosts": far}
+    )
+    dirty_entry = {"A, 2 cores": {**entry, "commit": head + "+dirty"}}
+    assert "hosts entry 'A, 2 cores': fails `clean commit`" in problems(
+        {**good, "hosts": dirty_entry}
+    )
+    bare = {"A, 2 cores": {"ratios": {}}}
+    assert "hosts entry 'A, 2 cores' lacks ['date', 'commit', 'machine']" in problems(
+        {**good, "hosts": bare}
+    )
 
 
 def test_waivers_are_read_from_their_section_only():

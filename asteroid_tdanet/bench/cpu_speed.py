@@ -11,7 +11,11 @@ how the host places the two cores, which can change while a process runs).
 
 Writes one result file (``asteroid_tdanet.provenance``) with the medians, the ratios the
 efficiency issue sets targets for, params and MACs (per second of audio, plain modules), and the
-load average before and after (a loaded machine makes times rough).
+load average before and after (a loaded machine makes times rough). Figures are kept per host
+kind under ``hosts``, keyed by the CPU's identity (model, family/model numbers, AVX-512 or not,
+cores, and the instruction set a run was limited to), each entry with its own date, commit and
+machine: a run on another CPU adds its entries and keeps those of the CPUs measured before.
+On an AVX-512 CPU the study also measures it limited to AVX2 (its AVX-512 code paths disabled).
 
 Usage: ``python -m asteroid_tdanet.bench.cpu_speed --out results/cpu-speed.json``.
 """
@@ -32,7 +36,13 @@ from typing import Any
 import torch
 
 from asteroid_tdanet import fast, kernels
-from asteroid_tdanet.provenance import cpu_identity, provenance, write_result
+from asteroid_tdanet.provenance import (
+    cpu_identity,
+    host_key,
+    previous_hosts,
+    provenance,
+    write_result,
+)
 from asteroid_tdanet.runtime import configure_cpu_process
 
 from .macs import count_macs_detailed, count_params
@@ -412,12 +422,18 @@ def _ints(text: str) -> list[int]:
 
 
 def _hosts(text: str) -> list[str]:
-    """A comma-separated list of host kinds."""
+    """A comma-separated list of host kinds this CPU can be measured as."""
     names = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [name for name in names if name not in HOSTS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"{text!r}: host kinds are {', '.join(HOSTS)} (comma-separated)"
+        )
+    unavailable = [name for name in names if name not in host_kinds()]
+    if unavailable:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unavailable)}: this CPU has no AVX-512 code paths to disable "
+            f"(measure it as {', '.join(host_kinds())})"
         )
     return names
 
@@ -455,14 +471,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--hosts",
         type=_hosts,
-        default=list(HOSTS),
-        help=f"host kinds to measure, each in a fresh process (of {', '.join(HOSTS)})",
+        default=None,
+        help=f"host kinds to measure, each in a fresh process (of {', '.join(HOSTS)}; "
+        "default: native, and avx2_limited on an AVX-512 CPU)",
     )
     p.add_argument("--host-run", choices=list(HOSTS), help=argparse.SUPPRESS)
     p.add_argument(
         "--command", default="make results-cpu-speed", help="recorded regeneration command"
     )
     args = p.parse_args(argv)
+    if args.hosts is None:
+        args.hosts = host_kinds()
     if not args.seconds:
         p.error("--seconds: give at least one input duration")
     if not args.threads:
@@ -478,9 +497,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-# Host kinds measured on this machine: the CPU as it is, and limited to AVX2 (AVX-512 code paths
-# of oneDNN, MKL and ATen switched off by their environment variables, which are read when torch
-# loads, so each host kind runs in a fresh process).
+# Host kinds a machine can be measured as: the CPU as it is, and (on an AVX-512 CPU) limited to
+# AVX2: AVX-512 code paths of oneDNN, MKL and ATen switched off by their environment variables,
+# which are read when torch loads, so each host kind runs in a fresh process.
 HOSTS = {
     "native": {},
     "avx2_limited": {
@@ -495,6 +514,49 @@ AVX2_NOTE = (
     "AVX2-only CPU such as AMD Zen 2 differs in clock, cache and memory bandwidth, so its times "
     "differ, and its ratios may too"
 )
+
+
+LIMITED_TO = {"native": None, "avx2_limited": "AVX2"}
+
+
+def host_kinds(flags: Sequence[str] | None = None) -> list[str]:
+    """The host kinds a CPU with these :data:`~asteroid_tdanet.provenance.SPEED_FLAGS` can be
+    measured as (this CPU's by default): ``native``, plus ``avx2_limited`` with AVX-512."""
+    if flags is None:
+        flags = cpu_identity().get("flags", [])
+    return ["native", "avx2_limited"] if "avx512f" in flags else ["native"]
+
+
+def keyed_by_host(hosts: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    """Entries of a result file's ``hosts``, keyed by :func:`~asteroid_tdanet.provenance.host_key`.
+
+    Entries written before figures were kept per CPU (keyed ``native``/``avx2_limited``, without
+    their own date, commit and machine) take those of the file's header, which they were measured
+    under, and are re-keyed by the CPU they recorded; entries already keyed are kept as they are.
+
+    Args:
+        hosts: The file's ``hosts``.
+        header: The file's provenance header (``date``, ``commit``, ``machine``).
+    """
+    keyed = {}
+    for key, entry in hosts.items():
+        if key in HOSTS and isinstance(entry, dict):
+            machine = {**header.get("machine", {}), "cpu_identity": entry["host"]["cpu"]}
+            provenance_of = {name: header.get(name) for name in ("date", "commit")}
+            entry = {**provenance_of, "machine": machine, **entry}
+            key = host_key(machine, LIMITED_TO[key])
+        keyed[key] = entry
+    return keyed
+
+
+def _previous(path: str) -> dict[str, Any]:
+    """The per-host entries already in result file ``path``, keyed by host."""
+    try:
+        with open(path) as f:
+            header = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return keyed_by_host(previous_hosts(path), header if isinstance(header, dict) else {})
 
 
 def _host(name: str) -> dict[str, Any]:
@@ -527,14 +589,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.time()
         load_before = os.getloadavg()
         passed = _without_out(argv)
+        measured = {}
+        for name in args.hosts:
+            key = host_key(header["machine"], LIMITED_TO[name])
+            stamp = {field: header[field] for field in ("date", "commit", "machine")}
+            measured[key] = {**stamp, **_run_host(name, passed)}
         values = {
-            "hosts": {name: _run_host(name, passed) for name in args.hosts},
+            "measured_now": list(measured),
+            "hosts": {**_previous(args.out), **measured},
             "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
             "wall_s": time.time() - started,
         }
         write_result(args.out, values, header)
         _log(f"wrote {args.out}")
-        summary = {name: host["ratios"] for name, host in values["hosts"].items()}
+        summary = {key: host["ratios"] for key, host in measured.items()}
         print(json.dumps(summary, indent=1))
         return 0
 

@@ -28,7 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from asteroid_tdanet.provenance import git_commit, provenance, write_result
+from asteroid_tdanet.provenance import (
+    git_commit,
+    host_key,
+    previous_hosts,
+    provenance,
+    write_result,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET_MINUTES = 45
@@ -93,17 +99,6 @@ def slowest_tests(log: str, n: int = SLOWEST) -> list[dict[str, object]]:
     return sorted(rows, key=lambda row: -row["seconds"])[:n]
 
 
-def host_key(machine: dict[str, Any]) -> str:
-    """A name for the kind of host: CPU model, family/model numbers, AVX-512 or not, cores."""
-    cpu = machine.get("cpu_identity") or {"model": machine.get("cpu", "unknown CPU")}
-    numbers = ""
-    if "family" in cpu and "model_number" in cpu:
-        numbers = f" family {cpu['family']} model {cpu['model_number']}"
-    flags = cpu.get("flags")
-    vectors = "" if flags is None else (", AVX-512" if "avx512f" in flags else ", no AVX-512")
-    return f"{cpu['model']}{numbers}{vectors}, {machine.get('cores', '?')} cores"
-
-
 def minutes_parts(wall_minutes: float, runs: list[dict[str, Any]]) -> dict[str, float]:
     """CI's wall time split: the suite (the main venv's pytest runs, the demo's included), the
     ESPnet venv's tests, and the rest (venvs, system tools)."""
@@ -115,15 +110,6 @@ def minutes_parts(wall_minutes: float, runs: list[dict[str, Any]]) -> dict[str, 
         "espnet_venv_tests": round(espnet, 1),
         "setup": round(wall_minutes - suite - espnet, 1),
     }
-
-
-def previous_hosts(path: Path) -> dict[str, Any]:
-    """The per-host figures already in ``path`` (none if it is missing or has no ``hosts``)."""
-    try:
-        hosts = json.loads(path.read_text()).get("hosts", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return hosts if isinstance(hosts, dict) else {}
 
 
 def fresh_clone(repo: Path, clone: Path) -> str:

@@ -19,7 +19,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +122,9 @@ class Staleness:
     commit: str
     changed: list[str]
     problem: str | None = None
+    # Figures kept per host (``hosts``) measured at another commit than the header's, on
+    # machines that may not be at hand: {host: measured files changed since its commit}.
+    hosts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _at(repo: Path, revision: str, path: str) -> str | None:
@@ -202,7 +205,17 @@ def staleness(path: Path, repo: Path = REPO) -> Staleness:
         changed = changed_paths(repo, commit, MEASURED_CODE[target])
     except subprocess.CalledProcessError:
         return Staleness(path, target, commit, [], f"commit {commit[:12]} is not in this clone")
-    return Staleness(path, target, commit, changed)
+    hosts = data.get("hosts")
+    older = {}
+    for key, entry in hosts.items() if isinstance(hosts, dict) else ():
+        at = str(entry.get("commit", commit) if isinstance(entry, dict) else commit)
+        at = at.removesuffix("+dirty")
+        if at != commit:
+            try:
+                older[key] = changed_paths(repo, at, MEASURED_CODE[target])
+            except subprocess.CalledProcessError:
+                older[key] = [f"(commit {at[:12]} is not in this clone)"]
+    return Staleness(path, target, commit, changed, hosts={k: v for k, v in older.items() if v})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print(f"{name}: current (measured code unchanged since {found.commit[:12]})")
+        for host, changed in found.hosts.items():
+            stale += 1
+            shown = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "")
+            print(
+                f"{name}: entry of host {host!r} is stale ({len(changed)} measured files "
+                f"changed since it was measured; `make {found.target}` on that host re-measures "
+                f"it): {shown}"
+            )
     print(f"{stale} stale result file(s)", file=sys.stderr)
     return 1 if stale and args.strict else 0
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from asteroid_tdanet import fast, kernels
+from asteroid_tdanet import fast, kernels, provenance
 from asteroid_tdanet.bench import cpu_speed
 
 
@@ -74,22 +74,37 @@ def test_a_failed_fresh_process_is_named_with_its_error():
         cpu_speed._run_fresh("raise SystemExit('boom')", "thread-scaling run")
 
 
-def test_tiny_run_writes_a_result(tmp_path):
+TINY = ["--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25", "--threads", "1"]
+TINY += ["--first-call-seconds", "0.25", "--first-call-repeats", "1"]
+
+
+def test_tiny_run_writes_a_result_per_host_and_keeps_other_hosts(tmp_path):
     out = tmp_path / "cpu-speed.json"
-    argv = ["--out", str(out), "--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25"]
-    argv += ["--threads", "1", "--first-call-seconds", "0.25", "--first-call-repeats", "1"]
-    assert cpu_speed.main(argv) == 0
+    zen2 = {"model": "AMD EPYC", "family": 23, "model_number": 49, "flags": ["avx2", "fma"]}
+    other = {"Xeon family 6 model 143, AVX-512, 2 cores": {"commit": "b" * 40, "ratios": {}}}
+    # A file from before figures were kept per CPU: its entries take the header's provenance.
+    legacy = {"native": {"host": {"cpu": zen2, "isa_limits": {}}, "ratios": {"t1_1s": {}}}}
+    before = {"date": "2026-01-01T00:00:00Z", "commit": "a" * 40, "machine": {"cores": 2}}
+    out.write_text(json.dumps({**before, "hosts": {**legacy, **other}}))
+    assert cpu_speed.main(["--out", str(out), *TINY]) == 0
     data = json.loads(out.read_text())
     assert data["command"] == "make results-cpu-speed"
-    assert data["hosts"].keys() == {"native", "avx2_limited"}
     assert "before" in data["load_average_1min"]
-    limited = data["hosts"]["avx2_limited"]["host"]
-    # The limits reached torch in the fresh process (ATen's dispatch level says so).
-    assert limited["aten_cpu_capability"] == "AVX2"
-    assert limited["isa_limits"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert "Zen 2" in limited["measured_as"]
-    assert data["hosts"]["native"]["host"]["isa_limits"] == {}
-    host = data["hosts"]["native"]
+    here = provenance.host_key(data["machine"])
+    expected_now = [here] + (
+        [f"{here}, limited to AVX2"] if cpu_speed.host_kinds() != ["native"] else []
+    )
+    assert data["measured_now"] == expected_now
+    old_key = "AMD EPYC family 23 model 49, no AVX-512, 2 cores"
+    assert data["hosts"].keys() == {*expected_now, old_key, *other}
+    assert data["hosts"][old_key]["commit"] == "a" * 40
+    assert data["hosts"][old_key]["date"] == "2026-01-01T00:00:00Z"
+    assert data["hosts"][old_key]["machine"]["cpu_identity"] == zen2
+    assert data["hosts"]["Xeon family 6 model 143, AVX-512, 2 cores"] == other[next(iter(other))]
+    host = data["hosts"][here]
+    assert (host["commit"], host["date"]) == (data["commit"], data["date"])
+    assert host["machine"]["cpu_identity"] == provenance.cpu_identity()
+    assert host["host"]["isa_limits"] == {}
     assert "flags" in host["host"]["cpu"]
     rows = host["cpu"]["t1_0.25s"]
     expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "convtasnet", "look2hear_reference"}
@@ -103,6 +118,41 @@ def test_tiny_run_writes_a_result(tmp_path):
         assert rates["mkl_gmacs"] > 0
         if kernels.onednn_linear_available():
             assert rates["onednn_vs_mkl"] == rates["onednn_gmacs"] / rates["mkl_gmacs"]
+
+
+def test_entries_from_before_per_cpu_keys_take_the_header_and_the_cpu_they_recorded():
+    zen4 = {"model": "AMD EPYC", "family": 25, "model_number": 17, "flags": ["avx2", "avx512f"]}
+    header = {"date": "d", "commit": "c" * 40, "machine": {"cpu": "AMD EPYC", "cores": 2}}
+    kept = {"date": "e", "commit": "f" * 40, "machine": {}, "ratios": {}}
+    hosts = {
+        "native": {"host": {"cpu": zen4, "isa_limits": {}}, "ratios": {"r": 1}},
+        "avx2_limited": {"host": {"cpu": zen4, "isa_limits": {"x": "y"}}, "ratios": {"r": 2}},
+        "native ": kept,  # already keyed (any name): kept as it is
+    }
+    got = cpu_speed.keyed_by_host(hosts, header)
+    name = "AMD EPYC family 25 model 17, AVX-512, 2 cores"
+    assert got.keys() == {name, f"{name}, limited to AVX2", "native "}
+    assert got[name]["ratios"] == {"r": 1} and got[f"{name}, limited to AVX2"]["ratios"] == {"r": 2}
+    assert (got[name]["date"], got[name]["commit"]) == ("d", "c" * 40)
+    assert got[name]["machine"] == {"cpu": "AMD EPYC", "cores": 2, "cpu_identity": zen4}
+    assert got["native "] is kept
+
+
+def test_the_avx2_limits_reach_torch_in_a_fresh_process():
+    limited = cpu_speed._run_host("avx2_limited", TINY)["host"]
+    # ATen's dispatch level says so (on an AVX2-only CPU it is AVX2 anyway).
+    assert limited["aten_cpu_capability"] == "AVX2"
+    assert limited["isa_limits"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert "Zen 2" in limited["measured_as"]
+
+
+def test_host_kinds_follow_the_cpu_flags(monkeypatch, capsys, tmp_path):
+    assert cpu_speed.host_kinds(["avx2", "fma"]) == ["native"]
+    assert cpu_speed.host_kinds(["avx2", "avx512f"]) == ["native", "avx2_limited"]
+    monkeypatch.setattr(cpu_speed, "host_kinds", lambda: ["native"])
+    with pytest.raises(SystemExit):
+        cpu_speed.main(["--out", str(tmp_path / "x.json"), "--hosts", "avx2_limited"])
+    assert "avx2_limited: this CPU has no AVX-512 code paths to disable" in capsys.readouterr().err
 
 
 def test_variants_switch_the_fast_path_and_the_matrix_kernel():

@@ -118,7 +118,7 @@ def test_the_result_names_the_commit_ci_started_from_and_the_demo_minutes(fake_r
         "seconds": 12.5,
     }
     # This host's figures join those of the hosts measured before.
-    here = ci_time.host_key(data["machine"])
+    here = provenance.host_key(data["machine"])
     assert data["host"] == here and set(data["hosts"]) == {here, *other}
     assert data["hosts"][here]["demo"]["minutes"] == 12.5
     assert data["hosts"][here]["commit"] == started_at
@@ -131,13 +131,3 @@ def test_a_failing_ci_writes_nothing(fake_repo, tmp_path):
     argv = ["--out", str(out), "--work", str(tmp_path / "w"), "--fixtures", str(tmp_path)]
     assert ci_time.main([*argv, "--ci", ".ci/fake"]) == 3
     assert not out.exists()
-
-
-def test_host_key_tells_cpus_with_the_same_name_apart():
-    zen2 = {"model": "AMD EPYC", "family": 23, "model_number": 49, "flags": ["avx2", "fma"]}
-    zen4 = {"model": "AMD EPYC", "family": 25, "model_number": 17, "flags": ["avx2", "avx512f"]}
-    keys = {ci_time.host_key({"cpu_identity": cpu, "cores": 2}) for cpu in (zen2, zen4)}
-    assert keys == {
-        "AMD EPYC family 23 model 49, no AVX-512, 2 cores",
-        "AMD EPYC family 25 model 17, AVX-512, 2 cores",
-    }

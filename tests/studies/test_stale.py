@@ -57,6 +57,26 @@ def test_a_result_is_stale_only_when_its_studys_code_changed(tmp_path, monkeypat
     assert stale.staleness(result, tmp_path).changed == ["data/a.py"]
 
 
+def test_per_host_entries_measured_earlier_are_checked_at_their_own_commit(tmp_path, monkeypatch):
+    monkeypatch.setitem(stale.MEASURED_CODE, "results-x", ["x.py"])
+    git(tmp_path, "init", "-q")
+    (tmp_path / "x.py").write_text("1\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "first host measured here")
+    first = git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "x.py").write_text("2\n")
+    git(tmp_path, "commit", "-qam", "second host measured here")
+    second = git(tmp_path, "rev-parse", "HEAD")
+    hosts = {"A, 2 cores": {"commit": first}, "B, 2 cores": {"commit": second}}
+    result = tmp_path / "x.json"
+    result.write_text(json.dumps({"command": "make results-x", "commit": second, "hosts": hosts}))
+    found = stale.staleness(result, tmp_path)
+    assert found.changed == [] and found.hosts == {"A, 2 cores": ["x.py"]}
+    hosts["A, 2 cores"]["commit"] = "3" * 40
+    result.write_text(json.dumps({"command": "make results-x", "commit": second, "hosts": hosts}))
+    assert "not in this clone" in stale.staleness(result, tmp_path).hosts["A, 2 cores"][0]
+
+
 def test_unknown_studies_and_commits_are_reported(tmp_path):
     git(tmp_path, "init", "-q")
     (tmp_path / "f").write_text("1")
