@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"changed since it was measured; `make {found.target}` on that host re-measures "
                 f"it): {shown}"
             )
-    print(f"{stale} stale result file(s)", file=sys.stderr)
+    print(f"{stale} stale (result files and per-host entries)", file=sys.stderr)
     return 1 if stale and args.strict else 0
 
 
