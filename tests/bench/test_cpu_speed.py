@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from asteroid_tdanet import fast, kernels, provenance
 from asteroid_tdanet.bench import cpu_speed
+from asteroid_tdanet.studies.stale import make_targets
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_ratios_and_targets():
@@ -198,3 +202,21 @@ def test_missing_output_folder_is_named(capsys, tmp_path):
     with pytest.raises(SystemExit):
         cpu_speed.main(["--out", str(tmp_path / "nowhere" / "x.json")])
     assert f"--out: folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+
+
+def test_a_run_at_another_sample_rate_gets_entries_of_its_own():
+    machine = {"cpu_identity": {"model": "C", "family": 25, "model_number": 1, "flags": []}}
+    machine["cores"] = 2
+    plain = "C family 25 model 1, no AVX-512, 2 cores"
+    assert cpu_speed.entry_key(machine, "native", 8000) == plain  # the goals' rate: no suffix
+    assert cpu_speed.entry_key(machine, "native", 16000) == f"{plain}, 16 kHz"
+    limited = cpu_speed.entry_key(machine, "avx2_limited", 16000)
+    assert limited == f"{plain}, limited to AVX2, 16 kHz"
+    assert cpu_speed.entry_key(machine, "native", 22050) == f"{plain}, 22.05 kHz"
+
+
+def test_make_measures_8_and_16_khz_into_one_file():
+    recipe = make_targets((REPO / "Makefile").read_text())["results-cpu-speed"]
+    passes = [line for line in recipe.splitlines() if "asteroid_tdanet.bench.cpu_speed" in line]
+    assert len(passes) == 2 and all("--out results/cpu-speed.json" in line for line in passes)
+    assert "--sample-rate" not in passes[0] and "--sample-rate 16000" in passes[1]
