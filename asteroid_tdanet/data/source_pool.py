@@ -10,6 +10,9 @@ task, measures what the level rules need and writes it to
 - for LibriMix's rules, each utterance's integrated loudness (pyloudnorm) and peak;
 - lengths (from the headers otherwise).
 
+Cached copies are recorded relative to the data dir, so the pool stays valid when the data dir
+is moved or reached from another working directory.
+
 The cache is keyed by the list of files, so a changed training split rebuilds it; writes are
 atomic, so DDP processes that build it at the same time write the same bytes. A pool small
 enough (`PRELOAD_BYTES`) is held in memory; a large one is read from the files per crop.
@@ -37,7 +40,7 @@ from .registry import SourceFile, training_sources
 
 log = logging.getLogger(__name__)
 
-POOL_VERSION = 1
+POOL_VERSION = 2  # 2: cached copies recorded relative to the data dir
 CACHE_DIR = "dm_cache"
 # Pools up to this size (float32) are read into memory once: 512 MB is about 4.6 h at 8 kHz.
 PRELOAD_BYTES = 512 * 2**20
@@ -213,8 +216,8 @@ def load_source_pool(
         cached = json.loads(index.read_text(encoding="utf-8"))
         if cached.get("key") == key:
             pool = SourcePool(
-                [PoolUtterance(**u) for u in cached["speech"]],
-                [PoolUtterance(**u) for u in cached["noise"]],
+                [_from_record(u, data_dir) for u in cached["speech"]],
+                [_from_record(u, data_dir) for u in cached["noise"]],
                 sample_rate,
             )
             _check_speakers(pool, n_src, name)
@@ -244,7 +247,7 @@ def load_source_pool(
         log.warning("dynamic mixing: %d silent or too short files left out of the pool", skipped)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = index.with_name(f".{index.name}.{os.getpid()}.tmp")
-    body = {"key": key, **{k: [asdict(u) for u in v] for k, v in measured.items()}}
+    body = {"key": key, **{k: [_record(u, data_dir) for u in v] for k, v in measured.items()}}
     tmp.write_text(json.dumps(body), encoding="utf-8")
     os.replace(tmp, index)
     pool = SourcePool(measured["speech"], measured["noise"], sample_rate)
@@ -257,6 +260,21 @@ def load_source_pool(
         len(pool.noise),
     )
     return pool
+
+
+def _record(item: PoolUtterance, data_dir: Path) -> dict:
+    """``item`` as stored in the pool's JSON: a cached copy's path relative to ``data_dir``."""
+    record = asdict(item)
+    cache_dir = data_dir / CACHE_DIR
+    if Path(item.path).is_relative_to(cache_dir):
+        record["path"] = Path(item.path).relative_to(data_dir).as_posix()
+    return record
+
+
+def _from_record(record: dict, data_dir: Path) -> PoolUtterance:
+    """The inverse of :func:`_record`: relative paths are taken from ``data_dir``."""
+    path = Path(record["path"])
+    return PoolUtterance(**{**record, "path": str(path if path.is_absolute() else data_dir / path)})
 
 
 def _check_speakers(pool: SourcePool, n_src: int, name: str) -> None:

@@ -260,6 +260,21 @@ def test_mini2mix_pool_is_the_committed_sources_resampled_once(tmp_path: Path):
     assert calls == [] and again.draw(5) == train.draw(5)
 
 
+def test_pool_cache_is_found_from_any_working_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = tmp_path / "raw"
+    build_mini2mix(default_sources_dir(), root, n_train=4, n_dev=2, n_test=2, progress=False)
+    prepare("mini2mix", root, tmp_path / "recipe" / "data", progress=False)
+    monkeypatch.chdir(tmp_path)
+    first = dm(Path("recipe/data"), "mini2mix", segment=1.0)  # built from a relative data dir
+    monkeypatch.chdir(tmp_path / "recipe")
+    again = dm(Path("data"), "mini2mix", segment=1.0)  # read back from elsewhere
+    assert Path(again.pool.speech[0].path).is_file()
+    np.testing.assert_array_equal(again.render(again.draw(3))[1], first.render(first.draw(3))[1])
+    (tmp_path / "recipe").rename(tmp_path / "moved")  # the whole recipe folder moved
+    moved = dm(tmp_path / "moved" / "data", "mini2mix", segment=1.0)
+    assert Path(moved.pool.speech[0].path).is_file()
+
+
 def test_pool_cache_follows_the_training_split(librimix_clean: Path, tmp_path: Path):
     data = tmp_path / "copy"
     os.system(f"cp -r {librimix_clean} {data}")
