@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .depthwise import DepthwiseConv1d
 from .kernels import linear
 
 
@@ -89,6 +90,8 @@ class DepthwiseScale(nn.Module):
 def _conv(in_chan: int, out_chan: int, kernel: int, stride: int, groups: int, bias: bool):
     if kernel == 1 and stride == 1 and groups == in_chan == out_chan:
         return DepthwiseScale(in_chan, bias=bias)
+    if groups == in_chan == out_chan:
+        return DepthwiseConv1d(in_chan, kernel, stride, bias=bias)
     return nn.Conv1d(
         in_chan, out_chan, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=bias
     )
@@ -260,7 +263,7 @@ class FeedForward(nn.Module):
     def __init__(self, channels: int, hidden: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.fc1 = ConvNorm(channels, hidden, 1, bias=False)
-        self.dwconv = nn.Conv1d(hidden, hidden, 5, 1, padding=2, groups=hidden, bias=True)
+        self.dwconv = DepthwiseConv1d(hidden, 5)
         self.fc2 = ConvNorm(hidden, channels, 1, bias=False)
         self.drop = nn.Dropout(dropout)
 

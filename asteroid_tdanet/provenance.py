@@ -127,13 +127,25 @@ def host_key(machine: Mapping[str, Any], limited_to: str | None = None) -> str:
     return f"{cpu['model']}{numbers}{vectors}, {machine.get('cores', '?')} cores{limit}"
 
 
+def read_result(path: str | Path) -> dict[str, Any]:
+    """Result file ``path`` as a dict; empty if it is missing, unreadable or not a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def hosts_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The per-host figures of a result (its ``hosts``), empty if it has none or they are not
+    a JSON object."""
+    hosts = result.get("hosts")
+    return hosts if isinstance(hosts, dict) else {}
+
+
 def previous_hosts(path: str | Path) -> dict[str, Any]:
     """The per-host figures already in result file ``path`` (none if missing or it has none)."""
-    try:
-        hosts = json.loads(Path(path).read_text()).get("hosts", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return hosts if isinstance(hosts, dict) else {}
+    return hosts_of(read_result(path))
 
 
 def versions() -> dict[str, str]:

@@ -142,5 +142,7 @@ def test_previous_hosts_reads_only_a_dict_of_hosts(tmp_path: Path):
     assert provenance.previous_hosts(path) == {}
     path.write_text(json.dumps({"hosts": ["x"]}))
     assert provenance.previous_hosts(path) == {}
+    path.write_text(json.dumps([{"hosts": {"A, 2 cores": {}}}]))  # a JSON array, not an object
+    assert provenance.read_result(path) == {} and provenance.previous_hosts(path) == {}
     path.write_text(json.dumps({"hosts": {"A, 2 cores": {"commit": "c"}}}))
     assert provenance.previous_hosts(path) == {"A, 2 cores": {"commit": "c"}}

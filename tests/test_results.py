@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from asteroid_tdanet.provenance import HEADER_KEYS, provenance, write_result
+from asteroid_tdanet.provenance import HEADER_KEYS, hosts_of, provenance, write_result
 from asteroid_tdanet.studies.stale import make_targets, study_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,8 +131,7 @@ def provenance_problems(
     elif f"results/{name}" not in recipe and "--out-dir results" not in recipe:
         problems.append(f"`make {target}` does not write results/{name}")
     problems += stamp_problems("", data["machine"], str(data["commit"]), target, waived, repo)
-    hosts = data.get("hosts", {})
-    for key, entry in hosts.items() if isinstance(hosts, dict) else ():
+    for key, entry in hosts_of(data).items():
         # Figures kept per host carry the date, commit and machine they were measured at.
         lacking = [field for field in ("date", "commit", "machine") if field not in entry]
         if lacking:

@@ -39,8 +39,9 @@ from asteroid_tdanet import fast, kernels
 from asteroid_tdanet.provenance import (
     cpu_identity,
     host_key,
-    previous_hosts,
+    hosts_of,
     provenance,
+    read_result,
     write_result,
 )
 from asteroid_tdanet.runtime import configure_cpu_process
@@ -518,7 +519,10 @@ AVX2_NOTE = (
 )
 
 
-LIMITED_TO = {"native": None, "avx2_limited": "AVX2"}
+# The ISA each host kind is limited to, as host keys name it (None: the CPU as it is).
+LIMITED_TO = {
+    kind: limits["ONEDNN_MAX_CPU_ISA"] if limits else None for kind, limits in HOSTS.items()
+}
 
 
 def entry_key(machine: dict[str, Any], kind: str, sample_rate: int) -> str:
@@ -560,12 +564,8 @@ def keyed_by_host(hosts: dict[str, Any], header: dict[str, Any]) -> dict[str, An
 
 def _previous(path: str) -> dict[str, Any]:
     """The per-host entries already in result file ``path``, keyed by host."""
-    try:
-        with open(path) as f:
-            header = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return keyed_by_host(previous_hosts(path), header if isinstance(header, dict) else {})
+    result = read_result(path)
+    return keyed_by_host(hosts_of(result), result)
 
 
 def _host(name: str) -> dict[str, Any]:
@@ -598,10 +598,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.time()
         load_before = os.getloadavg()
         passed = _without_out(argv)
+        stamp = {field: header[field] for field in ("date", "commit", "machine")}
         measured = {}
         for name in args.hosts:
             key = entry_key(header["machine"], name, args.sample_rate)
-            stamp = {field: header[field] for field in ("date", "commit", "machine")}
             measured[key] = {**stamp, **_run_host(name, passed)}
         values = {
             "measured_now": list(measured),

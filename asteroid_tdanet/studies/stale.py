@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asteroid_tdanet.provenance import hosts_of
+
 REPO = Path(__file__).resolve().parents[2]
 
 # The network and the CPU code paths it runs through.
@@ -205,9 +207,8 @@ def staleness(path: Path, repo: Path = REPO) -> Staleness:
         changed = changed_paths(repo, commit, MEASURED_CODE[target])
     except subprocess.CalledProcessError:
         return Staleness(path, target, commit, [], f"commit {commit[:12]} is not in this clone")
-    hosts = data.get("hosts")
     older = {}
-    for key, entry in hosts.items() if isinstance(hosts, dict) else ():
+    for key, entry in hosts_of(data).items():
         at = str(entry.get("commit", commit) if isinstance(entry, dict) else commit)
         at = at.removesuffix("+dirty")
         if at != commit:
