@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from asteroid_tdanet import fast, kernels, provenance
 from asteroid_tdanet.bench import cpu_speed
-from asteroid_tdanet.studies.stale import make_targets
-
-REPO = Path(__file__).resolve().parents[2]
+from asteroid_tdanet.studies.stale import REPO, make_targets
 
 
 def test_ratios_and_targets():
