@@ -6,11 +6,12 @@ study measures that on the machine it runs on: it clones the current commit (unc
 are not part of CI, so they are not measured), runs ``.ci/run`` there with the reference
 fixtures, keeps the full log next to the clone, and writes to ``results/ci.json``: the wall time,
 its parts (the suite, the ESPnet venv's tests, the rest: venvs and tools), each pytest summary
-line, the slowest tests, and the demo test's own minutes and score (the test writes them to
-``$TDANET_TEST_RECORDS``). Figures are kept per host (``hosts``, keyed by the CPU's identity), so
-a run on a second machine adds to the file instead of replacing the first machine's figures; the
-top-level figures are the latest run's. A failing run writes no result (a README must not cite a
-red CI) and exits with CI's status.
+line, the slowest tests, the demo test's own minutes and score (the test writes them to
+``$TDANET_TEST_RECORDS``), and a fixed reference training step timed before and after CI
+(:mod:`asteroid_tdanet.studies.host_speed`: how fast the host ran that hour). Figures are kept
+per host (``hosts``, keyed by the CPU's identity), so a run on a second machine adds to the file
+instead of replacing the first machine's figures; the top-level figures are the latest run's. A
+failing run writes no result (a README must not cite a red CI) and exits with CI's status.
 
 Run it on a quiet machine: ``make results-ci``.
 """
@@ -112,6 +113,19 @@ def minutes_parts(wall_minutes: float, runs: list[dict[str, Any]]) -> dict[str, 
     }
 
 
+def host_speed() -> dict[str, Any] | None:
+    """The reference step's timing in a fresh process (None, with a note, if it failed)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "asteroid_tdanet.studies.host_speed"],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        print(f"note: the reference step failed: {run.stderr.strip()[-500:]}", flush=True)
+        return None
+    return json.loads(run.stdout.splitlines()[-1])
+
+
 def fresh_clone(repo: Path, clone: Path) -> str:
     """Clone ``repo`` and check out its current commit (also a detached or worktree HEAD)."""
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(repo), str(clone)], check=True)
@@ -171,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "PYTEST_ADDOPTS": f"--durations={SLOWEST}",
     }
     env.pop("VIRTUAL_ENV", None)  # CI starts outside any venv
+    speed_before = host_speed()
     print(f"running {args.ci} in {clone} (log: {log_path})", flush=True)
     start = time.perf_counter()
     with log_path.open("w") as log:
@@ -191,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if status != 0:
         print(f"error: {args.ci} failed (exit {status}) after {minutes:.1f} min; see {log_path}")
         return status
+    speed_after = host_speed()
     text = log_path.read_text()
     runs = pytest_summaries(text)
     demo_file = records / "demo.json"
@@ -202,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_minutes": round(minutes, 1),
         "minutes": minutes_parts(minutes, runs),
         "demo": demo,
+        "reference_step_ms": {
+            "before": speed_before and speed_before["median_ms"],
+            "after": speed_after and speed_after["median_ms"],
+            "workload": (speed_before or speed_after or {}).get("workload"),
+        },
     }
     key = host_key(header["machine"])
     write_result(
@@ -213,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "budget_minutes": BUDGET_MINUTES,
             "minutes": this_host["minutes"],
             "demo": demo,
+            "reference_step_ms": this_host["reference_step_ms"],
             "pytest_runs": runs,
             "slowest_tests": slowest_tests(text),
             "hosts": {**previous_hosts(Path(args.out)), key: this_host},

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from asteroid_tdanet import provenance
-from asteroid_tdanet.studies import ci_time
+from asteroid_tdanet.studies import ci_time, host_speed
 from asteroid_tdanet.studies.ci_time import pytest_summaries
 
 MAIN_HEADER = (
@@ -122,6 +122,11 @@ def test_the_result_names_the_commit_ci_started_from_and_the_demo_minutes(fake_r
     assert data["host"] == here and set(data["hosts"]) == {here, *other}
     assert data["hosts"][here]["demo"]["minutes"] == 12.5
     assert data["hosts"][here]["commit"] == started_at
+    # How fast the host ran, before and after CI, with what was timed.
+    speed = data["hosts"][here]["reference_step_ms"]
+    assert speed == data["reference_step_ms"]
+    assert speed["before"] > 0 and speed["after"] > 0
+    assert speed["workload"] == host_speed.WORKLOAD
 
 
 def test_a_failing_ci_writes_nothing(fake_repo, tmp_path):
@@ -131,3 +136,8 @@ def test_a_failing_ci_writes_nothing(fake_repo, tmp_path):
     argv = ["--out", str(out), "--work", str(tmp_path / "w"), "--fixtures", str(tmp_path)]
     assert ci_time.main([*argv, "--ci", ".ci/fake"]) == 3
     assert not out.exists()
+
+
+def test_a_failed_reference_step_is_recorded_as_missing(monkeypatch):
+    monkeypatch.setattr(ci_time.sys, "executable", "false")
+    assert ci_time.host_speed() is None
