@@ -48,15 +48,20 @@ def clean_env() -> dict[str, str]:
 
 
 def free_port_job_id() -> str:
-    """A SLURM job id whose port (15000 + its last 4 digits, Lightning's rule) is free now."""
+    """A SLURM job id whose port (15000 + its last 4 digits, Lightning's rule) is free now.
+
+    Drawn from the OS's randomness: training in a test seeds Python's ``random`` (seed 0), so two
+    pytest workers drawing from it could pick the same port at the same time.
+    """
     import random
     import socket
 
+    draw = random.SystemRandom()
     for _ in range(200):
-        job_id = random.randint(1000, 9999)
+        job_id = draw.randint(1000, 9999)
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", 15000 + job_id))
+                sock.bind(("", 15000 + job_id))  # every address, as the rendezvous store listens
             except OSError:
                 continue
         return str(4_200_000 + job_id)
