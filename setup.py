@@ -123,6 +123,8 @@ setup(
     license_files=["LICENSE", "NOTICE", "LICENSES/Apache-2.0.txt"],
     python_requires=">=3.10",
     packages=find_packages(include=["asteroid_tdanet", "asteroid_tdanet.*"]),
+    # The fused CPU kernels' source: compiled for the user's CPU at first use (native.py).
+    package_data={"asteroid_tdanet": ["cpu_kernels.c"]},
     py_modules=["asteroid_tdanet_hook"],
     cmdclass={"build_py": BuildPyWithHook, "editable_wheel": EditableWheelWithHook},
     install_requires=[

@@ -19,7 +19,7 @@ import torch
 from conftest import REPO, TINY
 from toolkit_helpers import asteroid_infer_estimates, run_asteroid_infer, write_mixture
 
-from asteroid_tdanet import TDANet
+from asteroid_tdanet import TDANet, native
 from asteroid_tdanet.bench.startup import SOURCES, build_wheel, overlay_venv, site_packages
 
 BIN = Path(sys.executable).parent
@@ -277,6 +277,12 @@ def test_asteroid_infer_wheel_install(tmp_path, tiny_model_file):
     assert (site / "asteroid_tdanet_hook.start").read_text() == "asteroid_tdanet_hook:install\n"
     assert (site / "asteroid_tdanet" / "models.py").is_file()
     assert (python.parent / "tdanet-separate").is_file()  # console scripts installed
+    # The fused kernels' source ships in the wheel and builds from there.
+    assert (site / "asteroid_tdanet" / "cpu_kernels.c").is_file()
+    probe = "from asteroid_tdanet import native; print(native.describe()['available'])"
+    env = {**os.environ, "TDANET_KERNEL_CACHE": str(tmp_path / "kernels")}
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == str(native.library() is not None), done.stderr
 
     mixture = write_mixture(tmp_path / "mix.wav")
     # Asteroid's console script file, run by the wheel venv's interpreter; `-v` logs where

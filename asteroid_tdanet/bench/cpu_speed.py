@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from asteroid_tdanet import fast, kernels
+from asteroid_tdanet import fast, kernels, native
 from asteroid_tdanet.provenance import (
     cpu_identity,
     host_key,
@@ -69,12 +69,15 @@ TARGETS = {
     "tdanet_vs_tdanet_plain": ("tdanet", "tdanet_plain", None),
     "tdanet_large_vs_tdanet_large_plain": ("tdanet_large", "tdanet_large_plain", None),
     "tdanet_vs_tdanet_mkl": ("tdanet", "tdanet_mkl", None),
+    "tdanet_vs_tdanet_torchops": ("tdanet", "tdanet_torchops", None),
 }
 # Suffixes of variants: PLAIN = the plain modules with MKL's matrix products (the eager model
-# before any fast path); MKL = the fast path with MKL's instead of oneDNN's matrix products.
+# before any fast path); MKL = the fast path with MKL's instead of oneDNN's matrix products;
+# TORCHOPS = the fast path with torch's operations instead of the fused kernels.
 PLAIN = "_plain"
 MKL = "_mkl"
-VARIANTS = (PLAIN, MKL)
+TORCHOPS = "_torchops"
+VARIANTS = (PLAIN, MKL, TORCHOPS)
 # The speed goals are stated at 8 kHz; runs at another rate are kept as entries of their own.
 DEFAULT_SAMPLE_RATE = 8000
 
@@ -91,7 +94,11 @@ def _log(message: str) -> None:
 
 def _runner(model: torch.nn.Module, wav: torch.Tensor, variant: str):
     def run() -> torch.Tensor:
-        with fast.fast_path(variant != PLAIN), kernels.onednn_linear(variant not in VARIANTS):
+        with (
+            fast.fast_path(variant != PLAIN),
+            kernels.onednn_linear(variant not in (PLAIN, MKL)),
+            native.native_kernels(variant not in (PLAIN, TORCHOPS)),
+        ):
             return model(wav)
 
     return run
@@ -509,6 +516,8 @@ HOSTS = {
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
         "ATEN_CPU_CAPABILITY": "avx2",
+        # The fused kernels are compiled for the host at first use: for AVX2 (and FMA) here.
+        "TDANET_KERNEL_ARCH": "x86-64-v3",
     },
 }
 AVX2_NOTE = (
@@ -621,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_cpu_process()
     names = list(MODEL_NAMES)
     sizes = model_sizes(names, args.sample_rate, args.tiny)
-    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN, "tdanet" + MKL]
+    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN, "tdanet" + MKL, "tdanet" + TORCHOPS]
     timings = time_models(
         timed, args.sample_rate, args.seconds, args.threads, args.repeats, args.warmup, args.tiny
     )
@@ -654,12 +663,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "onednn_linear": kernels.onednn_linear_available(),
             # Measured by kernels.onednn_linear_faster at first use, in this process.
             "onednn_linear_chosen": kernels.onednn_linear_faster(),
+            "native_kernels": native.describe(),
             "allocator": "glibc keeps freed memory for reuse (runtime.configure_cpu_process, "
             "as tdanet-separate); first_call_default_allocator: glibc defaults",
             "method": "tdanet-bench's time_interleaved: eval, inference mode, interleaved "
             "rounds, median; *_plain = plain modules with MKL matrix products "
             "(TDANET_FAST_PATH=0 TDANET_ONEDNN_LINEAR=0); *_mkl = fast path with MKL matrix "
-            "products (TDANET_ONEDNN_LINEAR=0)",
+            "products (TDANET_ONEDNN_LINEAR=0); *_torchops = fast path with torch's operations "
+            "instead of the fused CPU kernels (TDANET_NATIVE_KERNELS=0)",
         },
         "models": sizes,
         "cpu": timings,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from asteroid_tdanet import fast, kernels, provenance
+from asteroid_tdanet import fast, kernels, native, provenance
 from asteroid_tdanet.bench import cpu_speed
 from asteroid_tdanet.studies.stale import REPO, make_targets
 
@@ -108,8 +108,9 @@ def test_tiny_run_writes_a_result_per_host_and_keeps_other_hosts(tmp_path):
     assert host["host"]["isa_limits"] == {}
     assert "flags" in host["host"]["cpu"]
     rows = host["cpu"]["t1_0.25s"]
-    expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "convtasnet", "look2hear_reference"}
-    assert expected <= rows.keys()
+    expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "tdanet_torchops", "convtasnet"}
+    assert expected | {"look2hear_reference"} <= rows.keys()
+    assert host["config"]["native_kernels"]["available"] == (native.library() is not None)
     ratio = host["ratios"]["t1_0.25s"]["tdanet_vs_tdanet_plain"]
     assert ratio == rows["tdanet"]["median_ms"] / rows["tdanet_plain"]["median_ms"]
     assert host["first_call"]["0.25s"]["first_s"] > 0
@@ -156,18 +157,30 @@ def test_host_kinds_follow_the_cpu_flags(monkeypatch, capsys, tmp_path):
     assert "avx2_limited: this CPU has no AVX-512 code paths to disable" in capsys.readouterr().err
 
 
-def test_variants_switch_the_fast_path_and_the_matrix_kernel():
+def test_variants_switch_the_fast_path_and_the_kernels():
     seen = []
 
     class Probe(torch.nn.Module):
         def forward(self, wav):
-            seen.append((fast.fast_path_enabled(), kernels.onednn_linear_enabled()))
+            seen.append(
+                (
+                    fast.fast_path_enabled(),
+                    kernels.onednn_linear_enabled(),
+                    native.native_kernels_enabled(),
+                )
+            )
             return wav
 
-    for variant in ("", cpu_speed.PLAIN, cpu_speed.MKL):
+    for variant in ("", cpu_speed.PLAIN, cpu_speed.MKL, cpu_speed.TORCHOPS):
         cpu_speed._runner(Probe(), torch.zeros(1), variant)()
-    assert seen == [(True, True), (False, False), (True, False)]
+    assert seen == [
+        (True, True, True),
+        (False, False, False),
+        (True, False, True),
+        (True, True, False),
+    ]
     assert cpu_speed._base("tdanet_large_plain") == "tdanet_large"
+    assert cpu_speed._base("tdanet_torchops") == "tdanet"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,348 @@
+/* Fused CPU kernels of the separator's fast path (asteroid_tdanet.native builds and loads them).
+ *
+ * Activations are contiguous time-major float32 arrays (batch, frames, channels), so every inner
+ * loop runs over contiguous channels, in vectors of LANES floats that the compiler maps onto the
+ * host's registers (built with -march=native at first use). Each kernel replaces several torch
+ * passes over memory and their temporaries: TDANet's activations are 2 MiB per second of 8 kHz
+ * audio, and memory traffic, not arithmetic, is what the elementwise part of a U-block costs.
+ *
+ * Work is split over `threads` OpenMP threads where it is large enough to pay for it; built
+ * without OpenMP the pragmas are ignored. Statistics are accumulated in double. Values are not
+ * assumed finite: NaN and infinity propagate as they do through torch's operations.
+ */
+#include <math.h>
+#include <stdint.h>
+
+/* Elements below which a loop stays on one thread: on the 2-core VMs we measured, splitting
+ * smaller calls (half a second of 8 kHz audio at 512 channels) made them slower. */
+#define PARALLEL_MIN 262144
+/* Rows summed in float before each addition to the double accumulators: float error over a
+ * block this short is far below float32's resolution of the result. */
+#define BLOCK_ROWS 16
+/* Channels per block of the moments' pass (their float and double sums stay in registers/L1). */
+#define CHANNEL_BLOCK 64
+
+/* GCC/Clang vector extensions: 8 floats, one AVX register on x86, two NEON registers on Arm. */
+#define LANES 8
+typedef float vfloat __attribute__((vector_size(4 * LANES)));
+typedef int32_t vint __attribute__((vector_size(4 * LANES)));
+
+static inline vfloat load(const float *p) {
+    vfloat v;
+    __builtin_memcpy(&v, p, sizeof v); /* unaligned */
+    return v;
+}
+
+static inline void store(float *p, vfloat v) { __builtin_memcpy(p, &v, sizeof v); }
+
+static inline vfloat splat(float x) { return (vfloat){0} + x; }
+
+/* Lanes of a where mask is set (all ones), else of b. */
+static inline vfloat select(vint mask, vfloat a, vfloat b) {
+    return (vfloat)(((vint)a & mask) | ((vint)b & ~mask));
+}
+
+/* exp(x) for x in [-87, 88] (callers clamp), relative error about 2e-7: 2^n exp(r) with
+ * n = round(x / ln 2) and |r| <= ln(2) / 2, exp(r) by its degree-7 Taylor polynomial, r from
+ * Cephes' two-part ln 2 so that it is exact to float precision. */
+static inline vfloat vexp(vfloat x) {
+    vfloat v = x * 1.44269504088896341f + 0.5f;
+    vfloat n = __builtin_convertvector(__builtin_convertvector(v, vint), vfloat); /* trunc */
+    n = n + __builtin_convertvector(n > v, vfloat); /* floor: true lanes are -1 */
+    vfloat r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    vfloat p = splat(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    vint bits = (__builtin_convertvector(n, vint) + 127) << 23;
+    return p * (vfloat)bits;
+}
+
+/* 1 / (1 + exp(-x)). Clamping exp's argument changes only results below 1e-37, which torch
+ * returns as denormals or 0; NaN fails both comparisons and stays NaN through vexp. */
+static inline vfloat vsigmoid(vfloat x) {
+    vfloat e = -x;
+    e = select(e < -87.0f, splat(-87.0f), e);
+    e = select(e > 88.0f, splat(88.0f), e);
+    return 1.0f / (1.0f + vexp(e));
+}
+
+static inline float sigmoid1(float x) {
+    vfloat v = splat(x);
+    return vsigmoid(v)[0];
+}
+
+static inline int threads_for(int64_t elements, int threads) {
+    return elements >= PARALLEL_MIN && threads > 1 ? threads : 1;
+}
+
+/* Mean and population variance over `frames` rows of `width` channels (width <= CHANNEL_BLOCK)
+ * starting at x, rows `stride` floats apart, in two passes: the sum of x - x[0] (the first row
+ * as a shift, so that float sums of small numbers carry the digits even when the mean is large
+ * against the spread), then the sum of squares about the float-rounded mean c, with the
+ * rounding's share removed (sum (x - c)^2 = sum (x - m)^2 + n (c - m)^2).
+ * Scalar code for any width (the last block of channels). */
+static void block_moments_any(const float *x, int64_t frames, int64_t stride, int64_t width,
+                              double *mean, double *var) {
+    for (int64_t c = 0; c < width; ++c) {
+        const float first = x[c];
+        double m = 0.0, v = 0.0;
+        for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
+            int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
+            float acc = 0.0f;
+            for (int64_t t = t0; t < t1; ++t) acc += x[t * stride + c] - first;
+            m += (double)acc;
+        }
+        m = m / (double)frames + (double)first;
+        const float centre = (float)m;
+        for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
+            int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
+            float acc = 0.0f;
+            for (int64_t t = t0; t < t1; ++t) {
+                float d = x[t * stride + c] - centre;
+                acc += d * d;
+            }
+            v += (double)acc;
+        }
+        const double r = (double)centre - m, s = v / (double)frames - r * r;
+        mean[c] = m;
+        var[c] = s > 0.0 ? s : (s == s ? 0.0 : s); /* keep NaN */
+    }
+}
+
+/* block_moments_any for a full block of CHANNEL_BLOCK channels, its float sums in registers. */
+static void block_moments(const float *x, int64_t frames, int64_t stride, double *mean,
+                          double *var) {
+    enum { V = CHANNEL_BLOCK / LANES };
+    double m[CHANNEL_BLOCK] = {0}, v[CHANNEL_BLOCK] = {0};
+    vfloat first[V], centre[V];
+    for (int j = 0; j < V; ++j) first[j] = load(x + j * LANES);
+    for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
+        int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
+        vfloat acc[V];
+        for (int j = 0; j < V; ++j) acc[j] = splat(0.0f);
+        for (int64_t t = t0; t < t1; ++t)
+            for (int j = 0; j < V; ++j) acc[j] += load(x + t * stride + j * LANES) - first[j];
+        for (int j = 0; j < V; ++j)
+            for (int l = 0; l < LANES; ++l) m[j * LANES + l] += (double)acc[j][l];
+    }
+    for (int j = 0; j < V; ++j)
+        for (int l = 0; l < LANES; ++l) {
+            double *mc = m + j * LANES + l;
+            *mc = *mc / (double)frames + (double)first[j][l];
+            centre[j][l] = (float)*mc;
+        }
+    for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
+        int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
+        vfloat acc[V];
+        for (int j = 0; j < V; ++j) acc[j] = splat(0.0f);
+        for (int64_t t = t0; t < t1; ++t)
+            for (int j = 0; j < V; ++j) {
+                vfloat d = load(x + t * stride + j * LANES) - centre[j];
+                acc[j] += d * d;
+            }
+        for (int j = 0; j < V; ++j)
+            for (int l = 0; l < LANES; ++l) v[j * LANES + l] += (double)acc[j][l];
+    }
+    for (int j = 0; j < V; ++j)
+        for (int l = 0; l < LANES; ++l) {
+            const int c = j * LANES + l;
+            const double r = (double)centre[j][l] - m[c], s = v[c] / (double)frames - r * r;
+            mean[c] = m[c];
+            var[c] = s > 0.0 ? s : (s == s ? 0.0 : s); /* keep NaN */
+        }
+}
+
+/* Per-channel mean and population variance over time: mean[b, c], var[b, c] of x[b, :, c]. */
+static void channel_moments(const float *x, int64_t batch, int64_t frames, int64_t channels,
+                            double *mean, double *var, int threads) {
+    const int64_t blocks = (channels + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+#pragma omp parallel for collapse(2) num_threads(threads_for(batch * frames * channels, threads))
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t k = 0; k < blocks; ++k) {
+            int64_t c0 = k * CHANNEL_BLOCK;
+            int64_t width = channels - c0 < CHANNEL_BLOCK ? channels - c0 : CHANNEL_BLOCK;
+            const float *xb = x + b * frames * channels + c0;
+            double *mb = mean + b * channels + c0, *vb = var + b * channels + c0;
+            if (width == CHANNEL_BLOCK)
+                block_moments(xb, frames, channels, mb, vb);
+            else
+                block_moments_any(xb, frames, channels, width, mb, vb);
+        }
+}
+
+/* Depthwise convolution along time with zero padding: out[b, t, c] = bias[c] +
+ * sum_k w[k, c] * x[b, t * stride - pad + k, c]. w is (kernel, channels); bias may be NULL.
+ * out must not overlap x. Row by row (the input rows a few outputs share stay in L1), four
+ * vectors of channels at a time kept in registers across the taps: one store per output.
+ * (Walking down time per block of channels with the taps in registers was slower: strided
+ * rows defeat the prefetchers.) */
+void tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t channels,
+                      const float *w, const float *bias, int64_t kernel, int64_t stride,
+                      int64_t pad, int64_t out_frames, float *out, int threads) {
+    const int64_t blocked = channels - channels % (4 * LANES);
+#pragma omp parallel for collapse(2) num_threads(threads_for(batch * out_frames * channels * kernel / 4, threads))
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < out_frames; ++t) {
+            const float *xb = x + b * frames * channels;
+            float *o = out + (b * out_frames + t) * channels;
+            const int64_t start = t * stride - pad;
+            const int64_t k0 = start < 0 ? -start : 0;
+            const int64_t k1 = frames - start < kernel ? frames - start : kernel;
+            for (int64_t c0 = 0; c0 < blocked; c0 += 4 * LANES) {
+                vfloat acc[4];
+                for (int j = 0; j < 4; ++j) acc[j] = bias ? load(bias + c0 + j * LANES) : splat(0);
+                for (int64_t k = k0; k < k1; ++k) {
+                    const float *row = xb + (start + k) * channels + c0;
+                    const float *wk = w + k * channels + c0;
+                    for (int j = 0; j < 4; ++j) acc[j] += load(wk + j * LANES) * load(row + j * LANES);
+                }
+                for (int j = 0; j < 4; ++j) store(o + c0 + j * LANES, acc[j]);
+            }
+            for (int64_t c = blocked; c < channels; ++c) {
+                float acc = bias ? bias[c] : 0.0f;
+                for (int64_t k = k0; k < k1; ++k)
+                    acc += w[k * channels + c] * xb[(start + k) * channels + c];
+                o[c] = acc;
+            }
+        }
+}
+
+/* Flags of affine(): what is applied after the affine map, in this order. */
+#define TDANET_GATE 1    /* r = r * gate[b, src[t], c] + value[b, src[t], c] */
+#define TDANET_SIGMOID 2 /* r = sigmoid(r) */
+#define TDANET_PRELU 4   /* r = r < 0 ? slope * r : r */
+
+/* One row of affine(); inlined with `flags` a constant, so each combination of flags gets
+ * its own loop without tests inside. */
+static inline __attribute__((always_inline)) void affine_row(
+    const float *xr, const float *hr, const float *sr, const float *fr, const float *gr,
+    const float *vr, float slope, float *o, int64_t channels, const int32_t flags) {
+    const int64_t blocked = channels - channels % LANES;
+    for (int64_t c = 0; c < blocked; c += LANES) {
+        vfloat r = (load(xr + c) - load(hr + c)) * load(sr + c) + load(fr + c);
+        if (flags & TDANET_GATE) r = r * load(gr + c) + load(vr + c);
+        if (flags & TDANET_SIGMOID) r = vsigmoid(r);
+        if (flags & TDANET_PRELU) r = select(r < 0.0f, r * slope, r);
+        store(o + c, r);
+    }
+    for (int64_t c = blocked; c < channels; ++c) {
+        float r = (xr[c] - hr[c]) * sr[c] + fr[c];
+        if (flags & TDANET_GATE) r = r * gr[c] + vr[c];
+        if (flags & TDANET_SIGMOID) r = sigmoid1(r);
+        if ((flags & TDANET_PRELU) && r < 0.0f) r *= slope;
+        o[c] = r;
+    }
+}
+
+/* out[b, t, c] = f((x[b, t, c] - shift[b, c]) * scale[b, c] + offset[b, c]), f per `flags`;
+ * gate and value have `sources` frames per item, src[t] picks one for output frame t (a
+ * nearest-neighbour upsampling, or the identity). out may be x itself: each element is read
+ * before it is written. */
+static void affine(const float *x, int64_t batch, int64_t frames, int64_t channels,
+                   const float *shift, const float *scale, const float *offset, const float *gate,
+                   const float *value, int64_t sources, const int64_t *src, int32_t flags,
+                   float slope, float *out, int threads) {
+#pragma omp parallel for collapse(2) num_threads(threads_for(batch * frames * channels, threads))
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t t = 0; t < frames; ++t) {
+            const float *xr = x + (b * frames + t) * channels, *hr = shift + b * channels;
+            const float *sr = scale + b * channels, *fr = offset + b * channels;
+            const float *gr = flags & TDANET_GATE ? gate + (b * sources + src[t]) * channels : 0;
+            const float *vr = flags & TDANET_GATE ? value + (b * sources + src[t]) * channels : 0;
+            float *o = out + (b * frames + t) * channels;
+            switch (flags) {
+#define ROW(f) \
+    case f: affine_row(xr, hr, sr, fr, gr, vr, slope, o, channels, f); break;
+                ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
+#undef ROW
+            }
+        }
+}
+
+/* gLN (normalisation over channels and time, per item) of z = pre_scale * y + pre_bias (per
+ * channel; either may be NULL: 1 and 0), then affine()'s gate and activations. With mean_b and
+ * var_b z[b]'s mean and variance, from y's per-channel moments m_c, v_c (law of total
+ * variance), and a_c = gamma_c / sqrt(var_b + eps):
+ *   r = (z - mean_b) a + beta = (y - m_c) (w_c a_c) + ((w_c m_c + p_c - mean_b) a_c + beta_c),
+ * y centred per channel before scaling, so a mean large against the spread cancels nothing.
+ * scratch: 4 * batch * channels doubles. out may be y. Returns 0, or -1 (nothing written) if
+ * a frame index in src is outside [0, sources). */
+int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
+                const float *pre_scale, const float *pre_bias, const float *gamma,
+                const float *beta, double eps, const float *gate, const float *value,
+                int64_t sources, const int64_t *src, int32_t flags, float slope, double *scratch,
+                float *out, int threads) {
+    if (flags & TDANET_GATE)
+        for (int64_t t = 0; t < frames; ++t)
+            if (src[t] < 0 || src[t] >= sources) return -1;
+    double *m = scratch, *v = scratch + batch * channels;
+    float *shift = (float *)(scratch + 2 * batch * channels);
+    float *scale = shift + batch * channels, *offset = scale + batch * channels;
+    channel_moments(y, batch, frames, channels, m, v, threads);
+    for (int64_t b = 0; b < batch; ++b) {
+        const double *mb = m + b * channels, *vb = v + b * channels;
+        double mean = 0.0, within = 0.0, between = 0.0;
+        for (int64_t c = 0; c < channels; ++c)
+            mean += (pre_scale ? pre_scale[c] : 1.0) * mb[c] + (pre_bias ? pre_bias[c] : 0.0);
+        mean /= (double)channels;
+        for (int64_t c = 0; c < channels; ++c) {
+            const double w = pre_scale ? pre_scale[c] : 1.0;
+            const double d = w * mb[c] + (pre_bias ? pre_bias[c] : 0.0) - mean;
+            within += w * w * vb[c];
+            between += d * d;
+        }
+        const double inv = 1.0 / sqrt((within + between) / (double)channels + eps);
+        for (int64_t c = 0; c < channels; ++c) {
+            /* The offset is taken at the float shift actually subtracted. */
+            const float h = (float)mb[c];
+            const double w = pre_scale ? pre_scale[c] : 1.0, a = gamma[c] * inv;
+            const double d = w * (double)h + (pre_bias ? pre_bias[c] : 0.0) - mean;
+            shift[b * channels + c] = h;
+            scale[b * channels + c] = (float)(w * a);
+            offset[b * channels + c] = (float)(d * a + beta[c]);
+        }
+    }
+    affine(y, batch, frames, channels, shift, scale, offset, gate, value, sources, src, flags,
+           slope, out, threads);
+    return 0;
+}
+
+/* out[b, j, c] += mean of x[b, t, c] over torch's adaptive-average-pooling window of output
+ * frame j: t in [floor(j T / J), ceil((j + 1) T / J)). */
+void tdanet_pool_add(const float *x, int64_t batch, int64_t frames, int64_t channels,
+                     int64_t out_frames, float *out, int threads) {
+    const int64_t blocked = channels - channels % LANES;
+#pragma omp parallel for collapse(2) num_threads(threads_for(batch * frames * channels, threads))
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < out_frames; ++j) {
+            const int64_t t0 = j * frames / out_frames;
+            const int64_t t1 = ((j + 1) * frames + out_frames - 1) / out_frames;
+            const float inv = 1.0f / (float)(t1 - t0);
+            const float *xb = x + b * frames * channels;
+            float *o = out + (b * out_frames + j) * channels;
+            for (int64_t c = 0; c < blocked; c += LANES) {
+                vfloat acc = splat(0.0f);
+                for (int64_t t = t0; t < t1; ++t) acc += load(xb + t * channels + c);
+                store(o + c, load(o + c) + acc * inv);
+            }
+            for (int64_t c = blocked; c < channels; ++c) {
+                float acc = 0.0f;
+                for (int64_t t = t0; t < t1; ++t) acc += xb[t * channels + c];
+                o[c] += acc * inv;
+            }
+        }
+}
+
+/* Whether this build uses OpenMP (several threads) or not. */
+int tdanet_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
