@@ -147,7 +147,8 @@ def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
 
 def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """A depthwise ``nn.Conv1d`` ("same" padding, any stride) on ``(B, T, C)`` -> ``(B, T', C)``."""
-    if native.usable(x) and conv.dilation == (1,) and conv.padding_mode == "zeros":
+    numeric = isinstance(conv.padding, tuple)  # not "same"/"valid"
+    if native.usable(x) and numeric and conv.dilation == (1,) and conv.padding_mode == "zeros":
         return native.depthwise(x, conv.weight, conv.bias, conv.stride[0], conv.padding[0])
     out = F.conv2d(
         _as_image(x.contiguous()),
@@ -265,9 +266,6 @@ def channel_stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     (``torch.var_mean`` over the time axis of this layout takes a slow strided reduction, about
     2 ms for 512 x 1000 frames; the one-pass ``E[y^2] - E[y]^2`` cancels digits away).
     """
-    if native.usable(y):
-        mean, var = native.channel_moments(y)
-        return mean.to(y.dtype), var.to(y.dtype)
     mean = y.mean(1)
     d = y - mean.unsqueeze(1)
     d = d.square_() if _in_place() else d.square()
@@ -339,9 +337,6 @@ def affine_up(
         ``(B, T, C)`` (``y`` itself if ``overwrite``).
     """
     length, src = y.shape[1], p.shape[1]
-    if native.usable(y, p, q):
-        source = _frames_index(src, length)
-        return native.affine(y, p, q, source, out=y if overwrite else None)
     out = {"out": y} if overwrite else {}
     if src == length:
         return torch.addcmul(q, y, p, **out)
