@@ -13,13 +13,17 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Elements below which a loop stays on one thread: on the 2-core VMs we measured, splitting
- * smaller calls (half a second of 8 kHz audio at 512 channels) made them slower. */
-#define PARALLEL_MIN 262144
-/* Rows summed in float before each addition to the double accumulators: float error over a
- * block this short is far below float32's resolution of the result. */
+/* The fewest elements a thread is given when a call is split between threads: smaller calls stay
+ * on one thread. asteroid_tdanet.kernel_threads measures it on each machine at first use and
+ * sets it (tdanet_set_grain); this default splits calls of half a second of 8 kHz audio at
+ * 512 channels and more between two threads. */
+static int64_t grain = 131072;
+
+void tdanet_set_grain(int64_t elements) { grain = elements > 0 ? elements : 1; }
+/* Rows per block of the statistics, summed in float while in cache before they are merged in
+ * double: float error over a block this short is far below float32's resolution of the result. */
 #define BLOCK_ROWS 16
-/* Channels per block of the moments' pass (their float and double sums stay in registers/L1). */
+/* Channels per task of channel_moments(): its rows are read in blocks of this width. */
 #define CHANNEL_BLOCK 64
 
 /* GCC/Clang vector extensions: 8 floats, one AVX register on x86, two NEON registers on Arm. */
@@ -77,102 +81,140 @@ static inline float sigmoid1(float x) {
 }
 
 static inline int threads_for(int64_t elements, int threads) {
-    return elements >= PARALLEL_MIN && threads > 1 ? threads : 1;
+    const int64_t most = elements / grain;
+    return threads > 1 && most > 1 ? (int)(most < threads ? most : threads) : 1;
 }
 
-/* Mean and population variance over `frames` rows of `width` channels (width <= CHANNEL_BLOCK)
- * starting at x, rows `stride` floats apart, in two passes: the sum of x - x[0] (the first row
- * as a shift, so that float sums of small numbers carry the digits even when the mean is large
- * against the spread), then the sum of squares about the float-rounded mean c, with the
- * rounding's share removed (sum (x - c)^2 = sum (x - m)^2 + n (c - m)^2).
- * Scalar code for any width (the last block of channels). */
-static void block_moments_any(const float *x, int64_t frames, int64_t stride, int64_t width,
-                              double *mean, double *var) {
-    for (int64_t c = 0; c < width; ++c) {
-        const float first = x[c];
-        double m = 0.0, v = 0.0;
-        for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
-            int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
-            float acc = 0.0f;
-            for (int64_t t = t0; t < t1; ++t) acc += x[t * stride + c] - first;
-            m += (double)acc;
-        }
-        m = m / (double)frames + (double)first;
-        const float centre = (float)m;
-        for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
-            int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
-            float acc = 0.0f;
-            for (int64_t t = t0; t < t1; ++t) {
-                float d = x[t * stride + c] - centre;
-                acc += d * d;
+/* Running per-channel statistics: mean[c] and m2[c] (the sum of squared deviations from the
+ * mean) of the rows seen so far. Rows are added a block at a time: the block (at most BLOCK_ROWS
+ * rows, in cache) is centred on its own float mean c, its sums of x - c and (x - c)^2 taken in
+ * float, and merged in double by Chan, Golub and LeVeque's update, which subtracts no large
+ * numbers: a mean large against the spread costs no digits, and each float sum spans only rows
+ * close to their own mean. */
+static inline void merge(double *mean, double *m2, double block_mean, double block_m2,
+                         double weight, double spread) {
+    const double delta = block_mean - *mean;
+    *mean += delta * weight;
+    *m2 += block_m2 + delta * delta * spread;
+}
+
+/* merge()'s factors for `rows` new rows after `seen`: rows / n and seen rows / n (n the sum). */
+static inline void merge_factors(int64_t seen, int64_t rows, double *weight, double *spread) {
+    const double total = (double)(seen + rows);
+    *weight = (double)rows / total;
+    *spread = (double)seen * (double)rows / total;
+}
+
+/* The block's mean and m2 from its float centre and sums of d = x - centre and d^2, in double
+ * (inv = 1 / rows), merged into mean, m2 (or stored, for the first block). */
+static inline void add_block(double centre, double s1, double s2, double inv, int64_t seen,
+                             double weight, double spread, double *mean, double *m2) {
+    const double m = centre + s1 * inv, v = s2 - s1 * s1 * inv;
+    if (seen == 0) {
+        *mean = m;
+        *m2 = v;
+    } else {
+        merge(mean, m2, m, v, weight, spread);
+    }
+}
+
+/* Adds rows [0, rows) of channels [0, width), rows `stride` floats apart, to the statistics of
+ * `seen` earlier rows (mean, m2 per channel; their values are ignored when seen is 0). */
+static void add_rows(const float *x, int64_t rows, int64_t stride, int64_t width, int64_t seen,
+                     double *mean, double *m2) {
+    const float inv = 1.0f / (float)rows;
+    const double inv_d = 1.0 / (double)rows;
+    double weight, spread;
+    merge_factors(seen, rows, &weight, &spread);
+    const int64_t blocked = width - width % (4 * LANES);
+    for (int64_t c0 = 0; c0 < blocked; c0 += 4 * LANES) {
+        vfloat centre[4], s1[4], s2[4];
+        for (int j = 0; j < 4; ++j) centre[j] = s1[j] = s2[j] = splat(0.0f);
+        for (int64_t t = 0; t < rows; ++t)
+            for (int j = 0; j < 4; ++j) centre[j] += load(x + t * stride + c0 + j * LANES);
+        for (int j = 0; j < 4; ++j) centre[j] *= inv;
+        for (int64_t t = 0; t < rows; ++t)
+            for (int j = 0; j < 4; ++j) {
+                vfloat d = load(x + t * stride + c0 + j * LANES) - centre[j];
+                s1[j] += d;
+                s2[j] += d * d;
             }
-            v += (double)acc;
-        }
-        const double r = (double)centre - m, s = v / (double)frames - r * r;
-        mean[c] = m;
-        var[c] = s > 0.0 ? s : (s == s ? 0.0 : s); /* keep NaN */
-    }
-}
-
-/* block_moments_any for a full block of CHANNEL_BLOCK channels, its float sums in registers. */
-static void block_moments(const float *x, int64_t frames, int64_t stride, double *mean,
-                          double *var) {
-    enum { V = CHANNEL_BLOCK / LANES };
-    double m[CHANNEL_BLOCK] = {0}, v[CHANNEL_BLOCK] = {0};
-    vfloat first[V], centre[V];
-    for (int j = 0; j < V; ++j) first[j] = load(x + j * LANES);
-    for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
-        int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
-        vfloat acc[V];
-        for (int j = 0; j < V; ++j) acc[j] = splat(0.0f);
-        for (int64_t t = t0; t < t1; ++t)
-            for (int j = 0; j < V; ++j) acc[j] += load(x + t * stride + j * LANES) - first[j];
-        for (int j = 0; j < V; ++j)
-            for (int l = 0; l < LANES; ++l) m[j * LANES + l] += (double)acc[j][l];
-    }
-    for (int j = 0; j < V; ++j)
-        for (int l = 0; l < LANES; ++l) {
-            double *mc = m + j * LANES + l;
-            *mc = *mc / (double)frames + (double)first[j][l];
-            centre[j][l] = (float)*mc;
-        }
-    for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
-        int64_t t1 = t0 + BLOCK_ROWS < frames ? t0 + BLOCK_ROWS : frames;
-        vfloat acc[V];
-        for (int j = 0; j < V; ++j) acc[j] = splat(0.0f);
-        for (int64_t t = t0; t < t1; ++t)
-            for (int j = 0; j < V; ++j) {
-                vfloat d = load(x + t * stride + j * LANES) - centre[j];
-                acc[j] += d * d;
+        for (int j = 0; j < 4; ++j)
+            for (int l = 0; l < LANES; ++l) {
+                const int64_t c = c0 + j * LANES + l;
+                add_block(centre[j][l], s1[j][l], s2[j][l], inv_d, seen, weight, spread,
+                          mean + c, m2 + c);
             }
-        for (int j = 0; j < V; ++j)
-            for (int l = 0; l < LANES; ++l) v[j * LANES + l] += (double)acc[j][l];
     }
-    for (int j = 0; j < V; ++j)
-        for (int l = 0; l < LANES; ++l) {
-            const int c = j * LANES + l;
-            const double r = (double)centre[j][l] - m[c], s = v[c] / (double)frames - r * r;
-            mean[c] = m[c];
-            var[c] = s > 0.0 ? s : (s == s ? 0.0 : s); /* keep NaN */
+    for (int64_t c = blocked; c < width; ++c) {
+        float centre = 0.0f, s1 = 0.0f, s2 = 0.0f;
+        for (int64_t t = 0; t < rows; ++t) centre += x[t * stride + c];
+        centre *= inv;
+        for (int64_t t = 0; t < rows; ++t) {
+            const float d = x[t * stride + c] - centre;
+            s1 += d;
+            s2 += d * d;
         }
+        add_block(centre, s1, s2, inv_d, seen, weight, spread, mean + c, m2 + c);
+    }
 }
 
-/* Per-channel mean and population variance over time: mean[b, c], var[b, c] of x[b, :, c]. */
+/* m2 (a sum of squared deviations over `rows` rows) -> the population variance, in place. */
+static void to_variance(double *m2, int64_t count, int64_t rows) {
+    for (int64_t i = 0; i < count; ++i) {
+        const double s = m2[i] / (double)rows;
+        m2[i] = s > 0.0 ? s : (s == s ? 0.0 : s); /* rounding may leave -0-ish; keep NaN */
+    }
+}
+
+/* Per-channel mean and population variance over time: mean[b, c], var[b, c] of x[b, :, c].
+ * One pass over memory: each block of rows is summed twice while it is in cache. */
 static void channel_moments(const float *x, int64_t batch, int64_t frames, int64_t channels,
                             double *mean, double *var, int threads) {
-    const int64_t blocks = (channels + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+    const int64_t groups = (channels + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
 #pragma omp parallel for collapse(2) num_threads(threads_for(batch * frames * channels, threads))
     for (int64_t b = 0; b < batch; ++b)
-        for (int64_t k = 0; k < blocks; ++k) {
-            int64_t c0 = k * CHANNEL_BLOCK;
-            int64_t width = channels - c0 < CHANNEL_BLOCK ? channels - c0 : CHANNEL_BLOCK;
+        for (int64_t k = 0; k < groups; ++k) {
+            const int64_t c0 = k * CHANNEL_BLOCK;
+            const int64_t width = channels - c0 < CHANNEL_BLOCK ? channels - c0 : CHANNEL_BLOCK;
             const float *xb = x + b * frames * channels + c0;
             double *mb = mean + b * channels + c0, *vb = var + b * channels + c0;
-            if (width == CHANNEL_BLOCK)
-                block_moments(xb, frames, channels, mb, vb);
-            else
-                block_moments_any(xb, frames, channels, width, mb, vb);
+            for (int64_t t0 = 0; t0 < frames; t0 += BLOCK_ROWS) {
+                const int64_t rows = frames - t0 < BLOCK_ROWS ? frames - t0 : BLOCK_ROWS;
+                add_rows(xb + t0 * channels, rows, channels, width, t0, mb, vb);
+            }
         }
+    to_variance(var, batch * channels, frames);
+}
+
+/* Rows per chunk of a depthwise convolution that also returns its output's statistics: chunks
+ * are the unit of work shared out between threads, each with statistics of its own, merged in
+ * order at the end, so the result does not depend on the number of threads. */
+#define CHUNK_ROWS 128
+
+/* Output frame t of item b of a depthwise convolution (see tdanet_depthwise). */
+static inline void depthwise_row(const float *xb, int64_t frames, int64_t channels,
+                                 const float *w, const float *bias, int64_t kernel,
+                                 int64_t stride, int64_t pad, int64_t t, float *o) {
+    const int64_t blocked = channels - channels % (4 * LANES);
+    const int64_t start = t * stride - pad;
+    const int64_t k0 = start < 0 ? -start : 0;
+    const int64_t k1 = frames - start < kernel ? frames - start : kernel;
+    for (int64_t c0 = 0; c0 < blocked; c0 += 4 * LANES) {
+        vfloat acc[4];
+        for (int j = 0; j < 4; ++j) acc[j] = bias ? load(bias + c0 + j * LANES) : splat(0);
+        for (int64_t k = k0; k < k1; ++k) {
+            const float *row = xb + (start + k) * channels + c0;
+            const float *wk = w + k * channels + c0;
+            for (int j = 0; j < 4; ++j) acc[j] += load(wk + j * LANES) * load(row + j * LANES);
+        }
+        for (int j = 0; j < 4; ++j) store(o + c0 + j * LANES, acc[j]);
+    }
+    for (int64_t c = blocked; c < channels; ++c) {
+        float acc = bias ? bias[c] : 0.0f;
+        for (int64_t k = k0; k < k1; ++k) acc += w[k * channels + c] * xb[(start + k) * channels + c];
+        o[c] = acc;
+    }
 }
 
 /* Depthwise convolution along time with zero padding: out[b, t, c] = bias[c] +
@@ -180,36 +222,58 @@ static void channel_moments(const float *x, int64_t batch, int64_t frames, int64
  * out must not overlap x. Row by row (the input rows a few outputs share stay in L1), four
  * vectors of channels at a time kept in registers across the taps: one store per output.
  * (Walking down time per block of channels with the taps in registers was slower: strided
- * rows defeat the prefetchers.) */
+ * rows defeat the prefetchers.)
+ * With `moments` (else NULL), also the output's per-channel mean and population variance over
+ * time, as channel_moments() gives them (moments[b, c], then moments[batch + b, c]), from each
+ * block of rows while it is still in cache: the gLN that follows needs no pass of its own for
+ * them. scratch: 2 * batch * ceil(out_frames / CHUNK_ROWS) * channels doubles. */
 void tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t channels,
                       const float *w, const float *bias, int64_t kernel, int64_t stride,
-                      int64_t pad, int64_t out_frames, float *out, int threads) {
-    const int64_t blocked = channels - channels % (4 * LANES);
-#pragma omp parallel for collapse(2) num_threads(threads_for(batch * out_frames * channels * kernel / 4, threads))
+                      int64_t pad, int64_t out_frames, float *out, double *moments,
+                      double *scratch, int threads) {
+    const int team = threads_for(batch * out_frames * channels * kernel / 4, threads);
+    if (!moments) {
+#pragma omp parallel for collapse(2) num_threads(team)
+        for (int64_t b = 0; b < batch; ++b)
+            for (int64_t t = 0; t < out_frames; ++t)
+                depthwise_row(x + b * frames * channels, frames, channels, w, bias, kernel,
+                              stride, pad, t, out + (b * out_frames + t) * channels);
+        return;
+    }
+    const int64_t chunks = (out_frames + CHUNK_ROWS - 1) / CHUNK_ROWS;
+#pragma omp parallel for collapse(2) num_threads(team)
     for (int64_t b = 0; b < batch; ++b)
-        for (int64_t t = 0; t < out_frames; ++t) {
-            const float *xb = x + b * frames * channels;
-            float *o = out + (b * out_frames + t) * channels;
-            const int64_t start = t * stride - pad;
-            const int64_t k0 = start < 0 ? -start : 0;
-            const int64_t k1 = frames - start < kernel ? frames - start : kernel;
-            for (int64_t c0 = 0; c0 < blocked; c0 += 4 * LANES) {
-                vfloat acc[4];
-                for (int j = 0; j < 4; ++j) acc[j] = bias ? load(bias + c0 + j * LANES) : splat(0);
-                for (int64_t k = k0; k < k1; ++k) {
-                    const float *row = xb + (start + k) * channels + c0;
-                    const float *wk = w + k * channels + c0;
-                    for (int j = 0; j < 4; ++j) acc[j] += load(wk + j * LANES) * load(row + j * LANES);
-                }
-                for (int j = 0; j < 4; ++j) store(o + c0 + j * LANES, acc[j]);
-            }
-            for (int64_t c = blocked; c < channels; ++c) {
-                float acc = bias ? bias[c] : 0.0f;
-                for (int64_t k = k0; k < k1; ++k)
-                    acc += w[k * channels + c] * xb[(start + k) * channels + c];
-                o[c] = acc;
+        for (int64_t k = 0; k < chunks; ++k) {
+            double *mean = scratch + 2 * (b * chunks + k) * channels, *m2 = mean + channels;
+            const int64_t t1 = (k + 1) * CHUNK_ROWS < out_frames ? (k + 1) * CHUNK_ROWS : out_frames;
+            for (int64_t t0 = k * CHUNK_ROWS; t0 < t1; t0 += BLOCK_ROWS) {
+                const int64_t rows = t1 - t0 < BLOCK_ROWS ? t1 - t0 : BLOCK_ROWS;
+                float *o = out + (b * out_frames + t0) * channels;
+                for (int64_t t = 0; t < rows; ++t)
+                    depthwise_row(x + b * frames * channels, frames, channels, w, bias, kernel,
+                                  stride, pad, t0 + t, o + t * channels);
+                add_rows(o, rows, channels, channels, t0 - k * CHUNK_ROWS, mean, m2);
             }
         }
+    for (int64_t b = 0; b < batch; ++b) {
+        double *mean = moments + b * channels, *var = moments + (batch + b) * channels;
+        for (int64_t k = 0; k < chunks; ++k) {
+            const double *cm = scratch + 2 * (b * chunks + k) * channels, *cv = cm + channels;
+            const int64_t seen = k * CHUNK_ROWS;
+            const int64_t rows = out_frames - seen < CHUNK_ROWS ? out_frames - seen : CHUNK_ROWS;
+            double weight, spread;
+            merge_factors(seen, rows, &weight, &spread);
+            for (int64_t c = 0; c < channels; ++c) {
+                if (k == 0) {
+                    mean[c] = cm[c];
+                    var[c] = cv[c];
+                } else {
+                    merge(mean + c, var + c, cm[c], cv[c], weight, spread);
+                }
+            }
+        }
+    }
+    to_variance(moments + batch * channels, batch * channels, out_frames);
 }
 
 /* Flags of affine(): what is applied after the affine map, in this order. */
@@ -270,20 +334,26 @@ static void affine(const float *x, int64_t batch, int64_t frames, int64_t channe
  * variance), and a_c = gamma_c / sqrt(var_b + eps):
  *   r = (z - mean_b) a + beta = (y - m_c) (w_c a_c) + ((w_c m_c + p_c - mean_b) a_c + beta_c),
  * y centred per channel before scaling, so a mean large against the spread cancels nothing.
- * scratch: 4 * batch * channels doubles. out may be y. Returns 0, or -1 (nothing written) if
- * a frame index in src is outside [0, sources). */
+ * moments: y's per-channel means and variances as tdanet_depthwise() returns them, or NULL
+ * (computed here). scratch: 4 * batch * channels doubles. out may be y. Returns 0, or -1
+ * (nothing written) if a frame index in src is outside [0, sources). */
 int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
                 const float *pre_scale, const float *pre_bias, const float *gamma,
                 const float *beta, double eps, const float *gate, const float *value,
-                int64_t sources, const int64_t *src, int32_t flags, float slope, double *scratch,
-                float *out, int threads) {
+                int64_t sources, const int64_t *src, int32_t flags, float slope,
+                const double *moments, double *scratch, float *out, int threads) {
     if (flags & TDANET_GATE)
         for (int64_t t = 0; t < frames; ++t)
             if (src[t] < 0 || src[t] >= sources) return -1;
     double *m = scratch, *v = scratch + batch * channels;
     float *shift = (float *)(scratch + 2 * batch * channels);
     float *scale = shift + batch * channels, *offset = scale + batch * channels;
-    channel_moments(y, batch, frames, channels, m, v, threads);
+    if (moments) {
+        m = (double *)moments;
+        v = m + batch * channels;
+    } else {
+        channel_moments(y, batch, frames, channels, m, v, threads);
+    }
     for (int64_t b = 0; b < batch; ++b) {
         const double *mb = m + b * channels, *vb = v + b * channels;
         double mean = 0.0, within = 0.0, between = 0.0;

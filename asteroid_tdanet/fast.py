@@ -145,10 +145,15 @@ def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
     return linear(x, conv.weight.squeeze(-1), conv.bias)
 
 
+def _native_depthwise(x: torch.Tensor, conv: nn.Conv1d) -> bool:
+    """Whether the fused depthwise convolution serves ``conv`` on ``x`` now."""
+    numeric = isinstance(conv.padding, tuple)  # not "same"/"valid"
+    return native.usable(x) and numeric and conv.dilation == (1,) and conv.padding_mode == "zeros"
+
+
 def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """A depthwise ``nn.Conv1d`` ("same" padding, any stride) on ``(B, T, C)`` -> ``(B, T', C)``."""
-    numeric = isinstance(conv.padding, tuple)  # not "same"/"valid"
-    if native.usable(x) and numeric and conv.dilation == (1,) and conv.padding_mode == "zeros":
+    if _native_depthwise(x, conv):
         return native.depthwise(x, conv.weight, conv.bias, conv.stride[0], conv.padding[0])
     out = F.conv2d(
         _as_image(x.contiguous()),
@@ -220,6 +225,22 @@ def gln(
     out = {"out": d} if _in_place() else {}
     y = torch.addcmul(norm.bias, d, a.unsqueeze(1), **out)
     return torch.sigmoid(y) if sigmoid else y
+
+
+def depthwise_gln(
+    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, sigmoid: bool = False
+) -> torch.Tensor:
+    """``gln(norm, depthwise(x, conv))`` (or its sigmoid) of time-major ``x`` ``(B, T, C)``.
+
+    Fused, the convolution also returns its output's statistics, so the gLN makes one pass.
+    """
+    if _native_depthwise(x, conv):
+        args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+        y, moments = native.depthwise(x, *args, moments=True)
+        return native.gln(
+            y, norm.weight, norm.bias, norm.eps, sigmoid=sigmoid, moments=moments, out=y
+        )
+    return gln(norm, depthwise(x, conv), overwrite=True, sigmoid=sigmoid)
 
 
 def gln_prelu(norm: nn.GroupNorm, act: nn.PReLU, y: torch.Tensor) -> torch.Tensor:
@@ -380,9 +401,9 @@ def _gate_value(la: LocalAttention, x_global: torch.Tensor) -> tuple[torch.Tenso
             )
             continue
         if isinstance(conv, torch.nn.Conv1d):
-            y = depthwise(x_global, conv)
-        else:  # kernel 1 (DepthwiseScale, no bias in LA)
-            y = x_global * conv.weight.view(-1)
+            out.append(depthwise_gln(conv, norm, x_global, sigmoid=branch is la.gate))
+            continue
+        y = x_global * conv.weight.view(-1)  # kernel 1 (DepthwiseScale, no bias in LA)
         out.append(gln(branch.norm, y, overwrite=True, sigmoid=branch is la.gate))
     return out[0], out[1]
 
@@ -416,6 +437,10 @@ def local_attention(
         gate, value = _gate_value(la, x_global) if gate_value is None else gate_value
         source = _frames_index(gate.shape[1], x_local.shape[1])
         args = (norm.weight, norm.bias, norm.eps, gate, value, source)
+        if isinstance(conv, torch.nn.Conv1d) and _native_depthwise(x_local, conv):
+            conv_args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+            y, moments = native.depthwise(x_local, *conv_args, moments=True)
+            return native.gln(y, *args, moments=moments, out=y)
         if isinstance(conv, torch.nn.Conv1d):
             y = depthwise(x_local, conv)
             return native.gln(y, *args, out=y)
@@ -534,7 +559,7 @@ def ublock_forward(block: UBlock, x: torch.Tensor) -> torch.Tensor:
     current = pointwise(x, block.proj_in.conv)
     current = gln_prelu(block.proj_in.norm, block.proj_in.act, current)
     for down in block.down:
-        current = gln(down.norm, depthwise(current, down.conv), overwrite=True)
+        current = depthwise_gln(down.conv, down.norm, current)
         scales.append(current)
     glob = global_attention(block.global_attn, pooled_sum(scales))
 
@@ -576,6 +601,8 @@ def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
             return checkpoint(ublock_forward, masker.ublock, x, use_reentrant=False)
         return ublock_forward(masker.ublock, x)
 
+    if native.usable(tf_rep):
+        native.tune_grain()
     x0 = pointwise(gln(masker.in_norm, tf_rep.mT), masker.bottleneck)
     scale, act_in = masker.recur_in
     x = block(x0)

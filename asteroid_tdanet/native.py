@@ -3,10 +3,12 @@
 ``cpu_kernels.c`` holds the elementwise work of a U-block as few passes over memory as the
 arithmetic allows, on time-major ``(batch, frames, channels)`` float32 activations:
 
-* :func:`gln`: a gLN's statistics (two passes, accumulated in double) and its application, with
-  the local attention's gate and value (nearest-upsampled from a coarser scale), a sigmoid or a
-  PReLU, and a kernel-1 depthwise convolution before it, in one call;
-* :func:`depthwise`: a depthwise convolution, any kernel and stride;
+* :func:`gln`: a gLN's statistics (one pass over memory, blocks of rows merged in double) and
+  its application, with the local attention's gate and value (nearest-upsampled from a coarser
+  scale), a sigmoid or a PReLU, and a kernel-1 depthwise convolution before it, in one call;
+* :func:`depthwise`: a depthwise convolution, any kernel and stride, optionally with its
+  output's gLN statistics (taken while the output is in cache, so the gLN after it makes one
+  pass instead of two);
 * :func:`pool_add`: adaptive average pooling of a finer scale, added to the coarsest.
 
 Each replaces several torch operations and their temporaries (at 8 kHz an activation is 2 MiB
@@ -39,6 +41,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +50,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import kernel_threads
 from .switch import Switch
 
 __all__ = [
@@ -68,6 +72,8 @@ FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
 # Linked against libgomp.so.1, which resolves to the copy torch has already loaded (the same
 # soname), so the kernels share torch's OpenMP thread pool. Without OpenMP they run on one thread.
 OPENMP = ("-fopenmp",)
+# CHUNK_ROWS of cpu_kernels.c: a depthwise convolution's statistics are kept per chunk of rows.
+CHUNK_ROWS = 128
 _switch = Switch("TDANET_NATIVE_KERNELS")
 
 
@@ -148,15 +154,16 @@ def _declare(lib: ctypes.CDLL) -> None:
     i64, i32, p = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
     f32, f64, threads = ctypes.c_float, ctypes.c_double, ctypes.c_int
     signatures = {
-        "tdanet_depthwise": [p, i64, i64, i64, p, p, i64, i64, i64, i64, p, threads],
+        "tdanet_depthwise": [p, i64, i64, i64, p, p, i64, i64, i64, i64, p, p, p, threads],
         "tdanet_pool_add": [p, i64, i64, i64, i64, p, threads],
-        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, threads],
+        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, p, threads],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
     lib.tdanet_gln.restype = ctypes.c_int
     lib.tdanet_openmp.argtypes, lib.tdanet_openmp.restype = [], ctypes.c_int
+    lib.tdanet_set_grain.argtypes, lib.tdanet_set_grain.restype = [i64], None
 
 
 # What library() found, for describe(): set at its first call.
@@ -185,8 +192,56 @@ def library() -> ctypes.CDLL | None:
         return _off(str(error), logging.WARNING)
     if not _agrees_with_torch(lib):
         return _off("they disagree with torch on this machine", logging.WARNING)
-    _STATE.update(available=True, openmp=bool(lib.tdanet_openmp()))
+    openmp = bool(lib.tdanet_openmp())
+    forced = kernel_threads.forced_grain()
+    grain = kernel_threads.DEFAULT_GRAIN if forced is None else forced
+    lib.tdanet_set_grain(grain)
+    origin = "environment" if forced is not None else "pending" if openmp else "default"
+    _STATE.update(available=True, openmp=openmp, grain=grain, grain_from=origin)
     return lib
+
+
+def tune_grain() -> None:
+    """Set the grain for this process's thread count, measured once per machine if need be.
+
+    The fast path calls it before each forward pass: it does something only the first time
+    the kernels run on two or more threads without ``TDANET_KERNEL_GRAIN`` (see
+    :mod:`asteroid_tdanet.kernel_threads`); the grain then holds for the whole process.
+    """
+    if _STATE.get("grain_from") != "pending" or torch.get_num_threads() < 2:
+        return
+    lib = library()
+    _STATE["grain_from"] = "measuring"  # the measurement runs the fast path, which calls here
+    path = kernel_threads.grain_file(Path(_STATE["path"]), torch.get_num_threads())
+    grain, report = kernel_threads.kept_grain(path), {"grain_file": str(path)}
+    if grain is None:
+        grain, report = kernel_threads.measure_and_keep(path, _ublock_runner(lib))
+        _STATE["grain_from"] = "measured"
+    else:
+        _STATE["grain_from"] = "kept"
+    lib.tdanet_set_grain(grain)
+    _STATE.update(grain=grain, **report)
+
+
+def _ublock_runner(lib: ctypes.CDLL) -> Callable[[int], float]:
+    """Seconds of one U-block of TDANet (1 s at 8 kHz, random weights) through the fast path
+    with a given grain: what the grain is measured with."""
+    from .fast import ublock_forward
+    from .masker import UBlock
+
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's random numbers alone
+        torch.manual_seed(0)
+        block = UBlock().eval()
+        x = torch.randn(1, 1010, 128)
+
+    def run(grain: int) -> float:
+        lib.tdanet_set_grain(grain)
+        with torch.inference_mode():
+            started = time.perf_counter()
+            ublock_forward(block, x)
+            return time.perf_counter() - started
+
+    return run
 
 
 def _off(reason: str, level: int) -> None:
@@ -200,8 +255,12 @@ def describe() -> dict[str, Any]:
 
     Returns:
         ``enabled`` (the switch), ``available``; where a build was attempted ``compiler``,
-        ``flags`` and ``path``; ``openmp`` (whether they can use several threads); ``build_s``
-        if this process compiled them; ``reason`` when unavailable.
+        ``flags`` and ``path``; ``openmp`` (whether they can use several threads); ``grain``
+        (the fewest elements per thread of a split call) and ``grain_from``: ``environment``,
+        ``default`` (no OpenMP), ``pending`` (until the first forward pass on two or more
+        threads), ``measured`` (then, with ``grain_ms``) or ``kept`` (read from
+        ``grain_file``), see :mod:`~asteroid_tdanet.kernel_threads`; ``build_s`` if this
+        process compiled them; ``reason`` when unavailable.
     """
     library()
     return {"enabled": _switch.enabled, **_STATE}
@@ -232,7 +291,8 @@ def _time_major(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _check_float32(t: torch.Tensor, name: str) -> None:
-    if t.dtype != torch.float32 or t.device.type != "cpu":
+    # (is_cpu, not device.type: this runs several times per call, and a device object costs.)
+    if t.dtype != torch.float32 or not t.is_cpu:
         raise ValueError(
             f"{name}: the fused kernels take float32 CPU tensors, not {t.dtype} on {t.device}"
         )
@@ -302,7 +362,8 @@ def depthwise(
     stride: int,
     padding: int,
     lib: ctypes.CDLL | None = None,
-) -> torch.Tensor:
+    moments: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """A depthwise ``nn.Conv1d`` (zero padding) on time-major ``x``.
 
     Args:
@@ -311,9 +372,12 @@ def depthwise(
         bias: ``(C,)`` or ``None``.
         stride: Stride along time.
         padding: Zeros on each side.
+        moments: Also return the output's per-channel means and population variances over
+            time, taken while it is computed (for a :func:`gln` of the output).
 
     Returns:
-        ``(B, T_out, C)`` with ``T_out = (T + 2 padding - K) // stride + 1``, as ``nn.Conv1d``.
+        ``(B, T_out, C)`` with ``T_out = (T + 2 padding - K) // stride + 1``, as ``nn.Conv1d``;
+        with ``moments``, also a float64 ``(2, B, C)``: the means, then the variances.
     """
     lib = lib or library()
     x = _time_major(x, "depthwise")
@@ -329,6 +393,11 @@ def depthwise(
     w = _taps(weight)
     b = None if bias is None else _float32(bias, "depthwise: bias")
     out = torch.empty(batch, out_frames, channels, dtype=x.dtype)
+    stats = scratch = None
+    if moments:
+        stats = torch.empty(2, batch, channels, dtype=torch.float64)
+        chunks = -(-out_frames // CHUNK_ROWS)
+        scratch = torch.empty(2 * batch * chunks * channels, dtype=torch.float64)
     lib.tdanet_depthwise(
         x.data_ptr(),
         batch,
@@ -341,9 +410,11 @@ def depthwise(
         padding,
         out_frames,
         out.data_ptr(),
+        _ptr(stats),
+        _ptr(scratch),
         torch.get_num_threads(),
     )
-    return out
+    return (out, stats) if moments else out
 
 
 def pool_add(x: torch.Tensor, out: torch.Tensor, lib: ctypes.CDLL | None = None) -> torch.Tensor:
@@ -387,6 +458,7 @@ def gln(
     pre_bias: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
     lib: ctypes.CDLL | None = None,
+    moments: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """gLN of time-major ``y``, optionally gated and activated, in one call.
 
@@ -409,6 +481,8 @@ def gln(
         pre_scale: ``(C,)`` or ``None`` (1).
         pre_bias: ``(C,)`` or ``None`` (0).
         out: Where to write (``y`` itself is allowed); a new tensor if ``None``.
+        moments: ``y``'s per-channel means and variances as :func:`depthwise` returns them
+            (``(2, B, C)`` float64), or ``None``: computed here.
 
     Returns:
         ``(B, T, C)``.
@@ -430,6 +504,15 @@ def gln(
             raise ValueError("gln: gate and value must have the same shape")
         gate, value = _rows(gate, source, y, "gln: gate"), _float32(value, "gln: value")
         source, sources = source.contiguous(), gate.shape[1]
+    if moments is not None and (
+        moments.shape != (2, batch, channels)
+        or moments.dtype != torch.float64
+        or not moments.is_contiguous()
+    ):
+        raise ValueError(
+            f"gln: moments must be a contiguous float64 tensor (2, {batch}, {channels}), "
+            f"not {moments.dtype} {tuple(moments.shape)}"
+        )
     out = _output(out, y, "gln")
     scratch = torch.empty(4 * batch * channels, dtype=torch.float64)
     status = lib.tdanet_gln(
@@ -448,6 +531,7 @@ def gln(
         _ptr(source),
         _kernel_flags(gate, sigmoid, slope),
         0.0 if slope is None else slope,
+        _ptr(moments),
         scratch.data_ptr(),
         out.data_ptr(),
         torch.get_num_threads(),
@@ -467,7 +551,12 @@ def _agrees_with_torch(lib: ctypes.CDLL) -> bool:
     with torch.inference_mode(False), torch.no_grad():
         x = torch.randn(2, 7, channels, generator=generator) + 3.0
         conv = torch.nn.Conv1d(channels, channels, 3, stride=2, padding=1, groups=channels)
-        ok = close(depthwise(x, conv.weight, conv.bias, 2, 1, lib), conv(x.mT).mT, atol=1e-5)
+        want = conv(x.mT).mT
+        got, stats = depthwise(x, conv.weight, conv.bias, 2, 1, lib, moments=True)
+        var, mean = torch.var_mean(want, 1, correction=0)
+        ok = close(got, want, atol=1e-5) and close(
+            stats.float(), torch.stack([mean, var]), atol=1e-5
+        )
         pooled = pool_add(x, torch.zeros(2, 3, channels), lib)
         ok = ok and close(pooled, F.adaptive_avg_pool1d(x.mT, 3).mT, atol=1e-5)
         norm = torch.nn.GroupNorm(1, channels)

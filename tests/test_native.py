@@ -83,6 +83,65 @@ def test_depthwise_sees_a_weight_changed_in_place():
         torch.testing.assert_close(got, conv(x.mT).mT, atol=1e-5, rtol=1e-5)
 
 
+@needs_kernels
+@pytest.mark.parametrize("channels", [7, 32, 70])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("frames", [1, 15, 16, 17, 128, 129, 300])
+def test_depthwise_moments_are_its_outputs_statistics(channels, stride, frames):
+    # Frame counts around a block of rows (16) and a chunk (128); 70 channels: a remainder.
+    conv = torch.nn.Conv1d(channels, channels, 5, stride, 2, groups=channels)
+    x = (randn(3, frames, channels, seed=frames) + randn(3, 1, channels, seed=1) * 4).float()
+    with torch.no_grad():
+        plain = native.depthwise(x, conv.weight, conv.bias, stride, 2)
+        got, moments = native.depthwise(x, conv.weight, conv.bias, stride, 2, moments=True)
+    assert torch.equal(got, plain)
+    assert moments.shape == (2, 3, channels) and moments.dtype == torch.float64
+    var, mean = torch.var_mean(got.double(), 1, correction=0)
+    spread = var.sqrt().clamp_min(1e-30)
+    assert ((moments[0] - mean).abs() / spread).max() < 1e-6
+    assert ((moments[1] - var).abs() / var.clamp_min(1e-30)).max() < 1e-5
+
+
+@needs_kernels
+@pytest.mark.parametrize(("offset", "spread"), [(3e3, 3.0), (1e6, 1.0)])
+def test_depthwise_moments_keep_their_digits_when_the_mean_dwarfs_the_spread(offset, spread):
+    # A bias 1e3 to 1e6 times the output's spread, over 3000 frames (many blocks and chunks):
+    # the gLN of the output from these statistics is as exact as from torch's in float64.
+    channels = 70
+    conv = torch.nn.Conv1d(channels, channels, 5, 1, 2, groups=channels)
+    x = (randn(2, 3000, channels) * spread / 3).float()
+    gamma, beta = randn(channels, seed=1).float(), randn(channels, seed=2).float()
+    with torch.no_grad():
+        conv.bias.fill_(offset)
+        y, moments = native.depthwise(x, conv.weight, conv.bias, 1, 2, moments=True)
+    var, mean = torch.var_mean(y.double(), 1, correction=0)
+    assert ((moments[1] - var).abs() / var).max() < 1e-5
+    got = native.gln(y, gamma, beta, 1e-8, moments=moments)
+    assert peak_error(got, gln_reference(y, gamma, beta, 1e-8)) < 1e-6
+    torch.testing.assert_close(got, native.gln(y, gamma, beta, 1e-8), atol=1e-6, rtol=0)
+
+
+@needs_kernels
+def test_gln_normalises_with_the_moments_it_is_given():
+    # Given means 1 and variances 4 - eps for every channel, gLN is (y - 1) / 2 * gamma + beta,
+    # whatever y's own statistics are.
+    y, gamma, beta, *_ = gln_case()
+    moments = torch.stack([torch.ones(2, 40), torch.full((2, 40), 4.0 - 1e-5)]).double()
+    got = native.gln(y, gamma, beta, 1e-5, moments=moments)
+    torch.testing.assert_close(got, (y - 1) / 2 * gamma + beta, atol=1e-5, rtol=1e-5)
+
+
+@needs_kernels
+def test_depthwise_moments_carry_nan_to_its_item_and_channel_only():
+    conv = torch.nn.Conv1d(40, 40, 5, 1, 2, groups=40)
+    x = randn(2, 300, 40).float()
+    x[1, 200, 3] = float("nan")
+    with torch.no_grad():
+        _, moments = native.depthwise(x, conv.weight, conv.bias, 1, 2, moments=True)
+    nan = torch.isnan(moments)
+    assert nan[:, 1, 3].all() and nan.sum() == 2
+
+
 def gln_case(batch=2, frames=50, channels=40, sources=7, offset=0.0, seed=0):
     y = (randn(batch, frames, channels, seed=seed) * 3 + offset).float()
     gamma, beta = randn(channels, seed=seed + 1).float(), randn(channels, seed=seed + 2).float()
@@ -213,6 +272,7 @@ def test_two_threads_compute_exactly_what_one_does():
                     (
                         native.gln(y, gamma, beta, 1e-8, gate, value, source, sigmoid=True),
                         native.depthwise(y, conv.weight, conv.bias, 2, 2),
+                        *native.depthwise(y, conv.weight, conv.bias, 1, 2, moments=True),
                         native.pool_add(y, torch.zeros(2, 100, 96)),
                     )
                 )
@@ -231,6 +291,10 @@ def test_bad_arguments_are_refused_by_name():
         native.gln(y.double(), gamma, beta, 1e-8)
     with pytest.raises(ValueError, match="gln: gain of shape \\(39,\\) for 40 channels"):
         native.gln(y, gamma[:-1], beta, 1e-8)
+    with pytest.raises(ValueError, match="moments must be a contiguous float64 tensor"):
+        native.gln(y, gamma, beta, 1e-8, moments=torch.zeros(2, 2, 39, dtype=torch.float64))
+    with pytest.raises(ValueError, match="not torch.float32 \\(2, 2, 40\\)"):
+        native.gln(y, gamma, beta, 1e-8, moments=torch.zeros(2, 2, 40))
     with pytest.raises(ValueError, match="source frames outside \\[0, 7\\)"):
         native.gln(y, gamma, beta, 1e-8, gate, value, source + 1)
     with pytest.raises(ValueError, match="int64 frame index of shape \\(50,\\)"):
