@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* The fewest elements a thread is given when a call is split between threads: smaller calls stay
  * on one thread. asteroid_tdanet.kernel_threads measures it on each machine at first use and
@@ -20,6 +21,8 @@
 static int64_t grain = 131072;
 
 void tdanet_set_grain(int64_t elements) { grain = elements > 0 ? elements : 1; }
+
+int64_t tdanet_grain(void) { return grain; }
 /* Rows per block of the statistics, summed in float while in cache before they are merged in
  * double: float error over a block this short is far below float32's resolution of the result. */
 #define BLOCK_ROWS 16
@@ -42,7 +45,7 @@ static inline void store(float *p, vfloat v) { __builtin_memcpy(p, &v, sizeof v)
 static inline vfloat splat(float x) { return (vfloat){0} + x; }
 
 /* Lanes of a where mask is set (all ones), else of b. */
-static inline vfloat select(vint mask, vfloat a, vfloat b) {
+static inline vfloat blend(vint mask, vfloat a, vfloat b) {
     return (vfloat)(((vint)a & mask) | ((vint)b & ~mask));
 }
 
@@ -70,8 +73,8 @@ static inline vfloat vexp(vfloat x) {
  * returns as denormals or 0; NaN fails both comparisons and stays NaN through vexp. */
 static inline vfloat vsigmoid(vfloat x) {
     vfloat e = -x;
-    e = select(e < -87.0f, splat(-87.0f), e);
-    e = select(e > 88.0f, splat(88.0f), e);
+    e = blend(e < -87.0f, splat(-87.0f), e);
+    e = blend(e > 88.0f, splat(88.0f), e);
     return 1.0f / (1.0f + vexp(e));
 }
 
@@ -226,11 +229,10 @@ static inline void depthwise_row(const float *xb, int64_t frames, int64_t channe
  * With `moments` (else NULL), also the output's per-channel mean and population variance over
  * time, as channel_moments() gives them (moments[b, c], then moments[batch + b, c]), from each
  * block of rows while it is still in cache: the gLN that follows needs no pass of its own for
- * them. scratch: 2 * batch * ceil(out_frames / CHUNK_ROWS) * channels doubles. */
-void tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t channels,
-                      const float *w, const float *bias, int64_t kernel, int64_t stride,
-                      int64_t pad, int64_t out_frames, float *out, double *moments,
-                      double *scratch, int threads) {
+ * them. Returns 0, or -1 (nothing written) if the statistics' working memory cannot be had. */
+int tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t channels,
+                     const float *w, const float *bias, int64_t kernel, int64_t stride,
+                     int64_t pad, int64_t out_frames, float *out, double *moments, int threads) {
     const int team = threads_for(batch * out_frames * channels * kernel / 4, threads);
     if (!moments) {
 #pragma omp parallel for collapse(2) num_threads(team)
@@ -238,9 +240,12 @@ void tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t cha
             for (int64_t t = 0; t < out_frames; ++t)
                 depthwise_row(x + b * frames * channels, frames, channels, w, bias, kernel,
                               stride, pad, t, out + (b * out_frames + t) * channels);
-        return;
+        return 0;
     }
     const int64_t chunks = (out_frames + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    /* Each chunk's mean and m2 per channel. */
+    double *scratch = malloc(sizeof(double) * 2 * batch * chunks * channels);
+    if (!scratch) return -1;
 #pragma omp parallel for collapse(2) num_threads(team)
     for (int64_t b = 0; b < batch; ++b)
         for (int64_t k = 0; k < chunks; ++k) {
@@ -273,7 +278,9 @@ void tdanet_depthwise(const float *x, int64_t batch, int64_t frames, int64_t cha
             }
         }
     }
+    free(scratch);
     to_variance(moments + batch * channels, batch * channels, out_frames);
+    return 0;
 }
 
 /* Flags of affine(): what is applied after the affine map, in this order. */
@@ -291,7 +298,7 @@ static inline __attribute__((always_inline)) void affine_row(
         vfloat r = (load(xr + c) - load(hr + c)) * load(sr + c) + load(fr + c);
         if (flags & TDANET_GATE) r = r * load(gr + c) + load(vr + c);
         if (flags & TDANET_SIGMOID) r = vsigmoid(r);
-        if (flags & TDANET_PRELU) r = select(r < 0.0f, r * slope, r);
+        if (flags & TDANET_PRELU) r = blend(r < 0.0f, r * slope, r);
         store(o + c, r);
     }
     for (int64_t c = blocked; c < channels; ++c) {
@@ -335,16 +342,19 @@ static void affine(const float *x, int64_t batch, int64_t frames, int64_t channe
  *   r = (z - mean_b) a + beta = (y - m_c) (w_c a_c) + ((w_c m_c + p_c - mean_b) a_c + beta_c),
  * y centred per channel before scaling, so a mean large against the spread cancels nothing.
  * moments: y's per-channel means and variances as tdanet_depthwise() returns them, or NULL
- * (computed here). scratch: 4 * batch * channels doubles. out may be y. Returns 0, or -1
- * (nothing written) if a frame index in src is outside [0, sources). */
+ * (computed here). out may be y. Returns 0, -1 (nothing written) if a frame index in src is
+ * outside [0, sources), or -2 (nothing written) if its working memory cannot be had. */
 int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
                 const float *pre_scale, const float *pre_bias, const float *gamma,
                 const float *beta, double eps, const float *gate, const float *value,
                 int64_t sources, const int64_t *src, int32_t flags, float slope,
-                const double *moments, double *scratch, float *out, int threads) {
+                const double *moments, float *out, int threads) {
     if (flags & TDANET_GATE)
         for (int64_t t = 0; t < frames; ++t)
             if (src[t] < 0 || src[t] >= sources) return -1;
+    /* Per item and channel: two doubles (statistics), three floats (the affine map). */
+    double *scratch = malloc(sizeof(double) * 4 * batch * channels);
+    if (!scratch) return -2;
     double *m = scratch, *v = scratch + batch * channels;
     float *shift = (float *)(scratch + 2 * batch * channels);
     float *scale = shift + batch * channels, *offset = scale + batch * channels;
@@ -379,6 +389,7 @@ int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
     }
     affine(y, batch, frames, channels, shift, scale, offset, gate, value, sources, src, flags,
            slope, out, threads);
+    free(scratch);
     return 0;
 }
 

@@ -227,19 +227,27 @@ def gln(
     return torch.sigmoid(y) if sigmoid else y
 
 
-def depthwise_gln(
-    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, sigmoid: bool = False
+def _fused_depthwise_gln(
+    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, **options
 ) -> torch.Tensor:
-    """``gln(norm, depthwise(x, conv))`` (or its sigmoid) of time-major ``x`` ``(B, T, C)``.
-
-    Fused, the convolution also returns its output's statistics, so the gLN makes one pass.
-    """
+    """``native.gln`` (with ``options``: gate, sigmoid...) of ``depthwise(x, conv)``, written over
+    the convolution's output; the fused convolution hands over its output's statistics, so the
+    gLN makes one pass. For inputs the fused kernels serve (``native.usable(x)``)."""
+    moments = None
     if _native_depthwise(x, conv):
         args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
         y, moments = native.depthwise(x, *args, moments=True)
-        return native.gln(
-            y, norm.weight, norm.bias, norm.eps, sigmoid=sigmoid, moments=moments, out=y
-        )
+    else:
+        y = depthwise(x, conv).contiguous()
+    return native.gln(y, norm.weight, norm.bias, norm.eps, moments=moments, out=y, **options)
+
+
+def depthwise_gln(
+    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, sigmoid: bool = False
+) -> torch.Tensor:
+    """``gln(norm, depthwise(x, conv))`` (or its sigmoid) of time-major ``x`` ``(B, T, C)``."""
+    if native.usable(x):
+        return _fused_depthwise_gln(conv, norm, x, sigmoid=sigmoid)
     return gln(norm, depthwise(x, conv), overwrite=True, sigmoid=sigmoid)
 
 
@@ -436,17 +444,19 @@ def local_attention(
         # LA = gLN(y) up(g) + up(v) in one call after the convolution (none for kernel 1).
         gate, value = _gate_value(la, x_global) if gate_value is None else gate_value
         source = _frames_index(gate.shape[1], x_local.shape[1])
-        args = (norm.weight, norm.bias, norm.eps, gate, value, source)
-        if isinstance(conv, torch.nn.Conv1d) and _native_depthwise(x_local, conv):
-            conv_args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
-            y, moments = native.depthwise(x_local, *conv_args, moments=True)
-            return native.gln(y, *args, moments=moments, out=y)
+        gated = {"gate": gate, "value": value, "source": source}
         if isinstance(conv, torch.nn.Conv1d):
-            y = depthwise(x_local, conv)
-            return native.gln(y, *args, out=y)
+            return _fused_depthwise_gln(conv, norm, x_local, **gated)
         out = x_local if overwrite and x_local.is_contiguous() else None
         return native.gln(
-            x_local, *args, pre_scale=conv.weight.view(-1), pre_bias=conv.bias, out=out
+            x_local,
+            norm.weight,
+            norm.bias,
+            norm.eps,
+            pre_scale=conv.weight.view(-1),
+            pre_bias=conv.bias,
+            out=out,
+            **gated,
         )
     if isinstance(conv, torch.nn.Conv1d):
         # The convolution's output is ours: centred in place in inference.

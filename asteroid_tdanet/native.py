@@ -72,8 +72,6 @@ FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
 # Linked against libgomp.so.1, which resolves to the copy torch has already loaded (the same
 # soname), so the kernels share torch's OpenMP thread pool. Without OpenMP they run on one thread.
 OPENMP = ("-fopenmp",)
-# CHUNK_ROWS of cpu_kernels.c: a depthwise convolution's statistics are kept per chunk of rows.
-CHUNK_ROWS = 128
 _switch = Switch("TDANET_NATIVE_KERNELS")
 
 
@@ -154,16 +152,17 @@ def _declare(lib: ctypes.CDLL) -> None:
     i64, i32, p = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
     f32, f64, threads = ctypes.c_float, ctypes.c_double, ctypes.c_int
     signatures = {
-        "tdanet_depthwise": [p, i64, i64, i64, p, p, i64, i64, i64, i64, p, p, p, threads],
+        "tdanet_depthwise": [p, i64, i64, i64, p, p, i64, i64, i64, i64, p, p, threads],
         "tdanet_pool_add": [p, i64, i64, i64, i64, p, threads],
-        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, p, threads],
+        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, threads],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
-    lib.tdanet_gln.restype = ctypes.c_int
+    lib.tdanet_gln.restype = lib.tdanet_depthwise.restype = ctypes.c_int
     lib.tdanet_openmp.argtypes, lib.tdanet_openmp.restype = [], ctypes.c_int
     lib.tdanet_set_grain.argtypes, lib.tdanet_set_grain.restype = [i64], None
+    lib.tdanet_grain.argtypes, lib.tdanet_grain.restype = [], i64
 
 
 # What library() found, for describe(): set at its first call.
@@ -197,7 +196,7 @@ def library() -> ctypes.CDLL | None:
     grain = kernel_threads.DEFAULT_GRAIN if forced is None else forced
     lib.tdanet_set_grain(grain)
     origin = "environment" if forced is not None else "pending" if openmp else "default"
-    _STATE.update(available=True, openmp=openmp, grain=grain, grain_from=origin)
+    _STATE.update(available=True, openmp=openmp, grain_from=origin)
     return lib
 
 
@@ -220,7 +219,7 @@ def tune_grain() -> None:
     else:
         _STATE["grain_from"] = "kept"
     lib.tdanet_set_grain(grain)
-    _STATE.update(grain=grain, **report)
+    _STATE.update(report)
 
 
 def _ublock_runner(lib: ctypes.CDLL) -> Callable[[int], float]:
@@ -262,8 +261,9 @@ def describe() -> dict[str, Any]:
         ``grain_file``), see :mod:`~asteroid_tdanet.kernel_threads`; ``build_s`` if this
         process compiled them; ``reason`` when unavailable.
     """
-    library()
-    return {"enabled": _switch.enabled, **_STATE}
+    lib = library()
+    grain = {} if lib is None else {"grain": lib.tdanet_grain()}  # as the kernels have it
+    return {"enabled": _switch.enabled, **_STATE, **grain}
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -393,12 +393,8 @@ def depthwise(
     w = _taps(weight)
     b = None if bias is None else _float32(bias, "depthwise: bias")
     out = torch.empty(batch, out_frames, channels, dtype=x.dtype)
-    stats = scratch = None
-    if moments:
-        stats = torch.empty(2, batch, channels, dtype=torch.float64)
-        chunks = -(-out_frames // CHUNK_ROWS)
-        scratch = torch.empty(2 * batch * chunks * channels, dtype=torch.float64)
-    lib.tdanet_depthwise(
+    stats = torch.empty(2, batch, channels, dtype=torch.float64) if moments else None
+    status = lib.tdanet_depthwise(
         x.data_ptr(),
         batch,
         frames,
@@ -411,9 +407,10 @@ def depthwise(
         out_frames,
         out.data_ptr(),
         _ptr(stats),
-        _ptr(scratch),
         torch.get_num_threads(),
     )
+    if status != 0:
+        raise MemoryError(f"depthwise: no memory for the statistics of {tuple(out.shape)}")
     return (out, stats) if moments else out
 
 
@@ -514,7 +511,6 @@ def gln(
             f"not {moments.dtype} {tuple(moments.shape)}"
         )
     out = _output(out, y, "gln")
-    scratch = torch.empty(4 * batch * channels, dtype=torch.float64)
     status = lib.tdanet_gln(
         y.data_ptr(),
         batch,
@@ -532,10 +528,11 @@ def gln(
         _kernel_flags(gate, sigmoid, slope),
         0.0 if slope is None else slope,
         _ptr(moments),
-        scratch.data_ptr(),
         out.data_ptr(),
         torch.get_num_threads(),
     )
+    if status == -2:
+        raise MemoryError(f"gln: no memory for the statistics of {tuple(y.shape)}")
     if status != 0:
         raise ValueError(f"gln: source frames outside [0, {sources}) (the gate's frames)")
     return out

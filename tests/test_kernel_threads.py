@@ -123,6 +123,15 @@ def test_the_first_forward_on_two_threads_measures_the_grain_then_it_is_kept(tmp
 
 
 @needs_kernels
+def test_a_kept_grain_is_what_the_kernels_use(tmp_path, monkeypatch):
+    monkeypatch.delenv("TDANET_KERNEL_GRAIN", raising=False)
+    library = tmp_path / Path(native.describe()["path"]).name
+    kernel_threads.grain_file(library, 2).write_text(json.dumps({"grain": 777}))
+    info = tune(tmp_path, 2)
+    assert (info["grain_from"], info["grain"]) == ("kept", 777)
+
+
+@needs_kernels
 def test_the_environment_overrides_any_measurement(tmp_path):
     info = tune(tmp_path, 2, TDANET_KERNEL_GRAIN="4096")
     assert (info["before"], info["grain_from"], info["grain"]) == ("environment",) * 2 + (4096,)
