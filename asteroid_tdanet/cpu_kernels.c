@@ -342,13 +342,17 @@ static void affine(const float *x, int64_t batch, int64_t frames, int64_t channe
  *   r = (z - mean_b) a + beta = (y - m_c) (w_c a_c) + ((w_c m_c + p_c - mean_b) a_c + beta_c),
  * y centred per channel before scaling, so a mean large against the spread cancels nothing.
  * moments: y's per-channel means and variances as tdanet_depthwise() returns them, or NULL
- * (computed here). out may be y. Returns 0, -1 (nothing written) if a frame index in src is
- * outside [0, sources), or -2 (nothing written) if its working memory cannot be had. */
+ * (computed here). out_moments (flags 0 only, else NULL): the same for the result, which is then
+ * an affine map of y per channel (mean (m_c - h_c) s_c + f_c, variance v_c s_c^2), so whatever
+ * normalises it next needs no pass over it for them. out may be y. Returns 0, -1 (nothing
+ * written) if a frame index in src is outside [0, sources), -2 (nothing written) if its working
+ * memory cannot be had, or -3 (nothing written) if out_moments is asked for with flags. */
 int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
                 const float *pre_scale, const float *pre_bias, const float *gamma,
                 const float *beta, double eps, const float *gate, const float *value,
                 int64_t sources, const int64_t *src, int32_t flags, float slope,
-                const double *moments, float *out, int threads) {
+                const double *moments, double *out_moments, float *out, int threads) {
+    if (out_moments && flags) return -3;
     if (flags & TDANET_GATE)
         for (int64_t t = 0; t < frames; ++t)
             if (src[t] < 0 || src[t] >= sources) return -1;
@@ -387,6 +391,12 @@ int tdanet_gln(const float *y, int64_t batch, int64_t frames, int64_t channels,
             offset[b * channels + c] = (float)(d * a + beta[c]);
         }
     }
+    if (out_moments) /* from the float factors affine() applies */
+        for (int64_t i = 0; i < batch * channels; ++i) {
+            const double s = scale[i];
+            out_moments[i] = (m[i] - (double)shift[i]) * s + (double)offset[i];
+            out_moments[batch * channels + i] = v[i] * s * s;
+        }
     affine(y, batch, frames, channels, shift, scale, offset, gate, value, sources, src, flags,
            slope, out, threads);
     free(scratch);

@@ -52,7 +52,7 @@ from .switch import Switch
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from .layers import GlobalAttention, LocalAttention
+    from .layers import ConvNormAct, GlobalAttention, LocalAttention
     from .masker import TDANetMasker, UBlock
 
 __all__ = [
@@ -145,16 +145,32 @@ def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
     return linear(x, conv.weight.squeeze(-1), conv.bias)
 
 
-def _native_depthwise(x: torch.Tensor, conv: nn.Conv1d) -> bool:
-    """Whether the fused depthwise convolution serves ``conv`` on ``x`` now."""
+def kernels_fit(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the fused kernels (:mod:`~asteroid_tdanet.native`) serve ``module`` on ``x`` now.
+
+    Decided once per forward pass: the fast path's calls then skip the kernels' own checks
+    (several hundred calls per pass, each check costing as much as a small call). Parameters
+    must be float32, on the CPU and contiguous, as ``x`` must be (else torch's operations run).
+    """
+    return native.usable(x) and all(
+        p.dtype == torch.float32 and p.is_cpu and p.is_contiguous() for p in module.parameters()
+    )
+
+
+def _kernel_conv(conv: nn.Conv1d) -> bool:
+    """Whether the fused depthwise convolution computes ``conv`` (zero padding by a number)."""
     numeric = isinstance(conv.padding, tuple)  # not "same"/"valid"
-    return native.usable(x) and numeric and conv.dilation == (1,) and conv.padding_mode == "zeros"
+    return numeric and conv.dilation == (1,) and conv.padding_mode == "zeros"
 
 
-def depthwise(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """A depthwise ``nn.Conv1d`` ("same" padding, any stride) on ``(B, T, C)`` -> ``(B, T', C)``."""
-    if _native_depthwise(x, conv):
-        return native.depthwise(x, conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+def depthwise(x: torch.Tensor, conv: nn.Conv1d, fused: bool = False) -> torch.Tensor:
+    """A depthwise ``nn.Conv1d`` ("same" padding, any stride) on ``(B, T, C)`` -> ``(B, T', C)``.
+
+    ``fused``: the fused kernels serve this forward pass (:func:`kernels_fit`).
+    """
+    if fused and _kernel_conv(conv):
+        args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+        return native.trusted_depthwise(x.contiguous(), *args)
     out = F.conv2d(
         _as_image(x.contiguous()),
         conv.weight.unsqueeze(2),
@@ -204,7 +220,11 @@ def centered(y: torch.Tensor, overwrite: bool = False) -> tuple[torch.Tensor, to
 
 
 def gln(
-    norm: nn.GroupNorm, y: torch.Tensor, overwrite: bool = False, sigmoid: bool = False
+    norm: nn.GroupNorm,
+    y: torch.Tensor,
+    overwrite: bool = False,
+    sigmoid: bool = False,
+    fused: bool = False,
 ) -> torch.Tensor:
     """gLN (one-group ``GroupNorm``) of time-major ``y`` ``(B, T, C)``, same shape.
 
@@ -213,12 +233,14 @@ def gln(
         y: ``(B, T, C)``.
         overwrite: In inference, write the result over ``y`` (its caller no longer needs it).
         sigmoid: Return the logistic sigmoid of the result instead (fused where possible).
+        fused: The fused kernels serve this forward pass (:func:`kernels_fit`).
     """
     if not y.is_contiguous():
         y, overwrite = y.contiguous(), True  # a copy of our own
-    if native.usable(y):
-        out = y if overwrite else None
-        return native.gln(y, norm.weight, norm.bias, norm.eps, sigmoid=sigmoid, out=out)
+    if fused:
+        out = y if overwrite else torch.empty_like(y)
+        flags = native.SIGMOID if sigmoid else 0
+        return native.trusted_gln(y, norm.weight, norm.bias, norm.eps, out, flags)
     d, var = centered(y, overwrite)
     a = norm.weight * torch.rsqrt(var + norm.eps)  # (B, C)
     # In inference the centred tensor is ours (a fresh one, or y itself if overwritten).
@@ -228,35 +250,50 @@ def gln(
 
 
 def _fused_depthwise_gln(
-    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, **options
+    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, flags: int = 0, **options
 ) -> torch.Tensor:
-    """``native.gln`` (with ``options``: gate, sigmoid...) of ``depthwise(x, conv)``, written over
-    the convolution's output; the fused convolution hands over its output's statistics, so the
-    gLN makes one pass. For inputs the fused kernels serve (``native.usable(x)``)."""
+    """``native.trusted_gln`` (with ``flags`` and ``options``: gate, value and source, or
+    out_moments) of ``depthwise(x, conv)``, written over the convolution's output; the fused
+    convolution hands over its output's statistics, so the gLN makes one pass. For passes the
+    fused kernels serve (:func:`kernels_fit`)."""
     moments = None
-    if _native_depthwise(x, conv):
+    if _kernel_conv(conv):
         args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
-        y, moments = native.depthwise(x, *args, moments=True)
+        y, moments = native.trusted_depthwise(x.contiguous(), *args, moments=True)
     else:
         y = depthwise(x, conv).contiguous()
-    return native.gln(y, norm.weight, norm.bias, norm.eps, moments=moments, out=y, **options)
+    return native.trusted_gln(
+        y, norm.weight, norm.bias, norm.eps, y, flags, moments=moments, **options
+    )
 
 
 def depthwise_gln(
-    conv: nn.Conv1d, norm: nn.GroupNorm, x: torch.Tensor, sigmoid: bool = False
+    conv: nn.Conv1d,
+    norm: nn.GroupNorm,
+    x: torch.Tensor,
+    sigmoid: bool = False,
+    fused: bool = False,
 ) -> torch.Tensor:
     """``gln(norm, depthwise(x, conv))`` (or its sigmoid) of time-major ``x`` ``(B, T, C)``."""
-    if native.usable(x):
-        return _fused_depthwise_gln(conv, norm, x, sigmoid=sigmoid)
+    if fused:
+        return _fused_depthwise_gln(conv, norm, x, native.SIGMOID if sigmoid else 0)
     return gln(norm, depthwise(x, conv), overwrite=True, sigmoid=sigmoid)
 
 
-def gln_prelu(norm: nn.GroupNorm, act: nn.PReLU, y: torch.Tensor) -> torch.Tensor:
-    """``act(gln(y))`` of time-major ``y``, overwriting ``y`` in inference (one pass if fused)."""
-    if native.usable(y) and act.weight.numel() == 1 and y.is_contiguous():
-        slope = float(act.weight)
-        return native.gln(y, norm.weight, norm.bias, norm.eps, slope=slope, out=y)
-    return prelu(act, gln(norm, y, overwrite=True))
+def conv_gln_prelu(layer: ConvNormAct, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
+    """A kernel-1 :class:`~asteroid_tdanet.layers.ConvNormAct`, ``act(gLN(conv(x)))``, on
+    time-major ``x`` ``(B, T, C_in)`` -> ``(B, T, C_out)``.
+
+    Fused, the gLN and PReLU are one call, and the convolution's bias is added inside it
+    (gLN's statistics of ``y + b`` follow from those of ``y``), not by the matrix product.
+    """
+    conv, norm, act = layer.conv, layer.norm, layer.act
+    if fused and act.weight.numel() == 1:
+        y = linear(x, conv.weight.squeeze(-1))
+        flags, slope = native.PRELU, float(act.weight)
+        args = (norm.weight, norm.bias, norm.eps, y, flags, slope)
+        return native.trusted_gln(y, *args, pre_bias=conv.bias)
+    return prelu(act, gln(norm, pointwise(x, conv), overwrite=True, fused=fused))
 
 
 def gln_affine(
@@ -389,27 +426,31 @@ def affine_up(
     return torch.cat([body, last], 1)
 
 
-def _gate_value(la: LocalAttention, x_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gate_value(
+    la: LocalAttention, x_global: torch.Tensor, fused: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``sigmoid(gate(x_g))`` and ``value(x_g)`` of time-major ``x_g`` ``(B, T', C)``."""
     out = []
     for branch in (la.gate, la.value):
         conv, norm = branch.conv, branch.norm
-        if not isinstance(conv, torch.nn.Conv1d) and native.usable(x_global):
-            scale, bias = conv.weight.view(-1), conv.bias
+        sigmoid = branch is la.gate
+        if isinstance(conv, torch.nn.Conv1d):
+            out.append(depthwise_gln(conv, norm, x_global, sigmoid=sigmoid, fused=fused))
+            continue
+        if fused:
+            x_global = x_global.contiguous()
             out.append(
-                native.gln(
+                native.trusted_gln(
                     x_global,
                     norm.weight,
                     norm.bias,
                     norm.eps,
-                    sigmoid=branch is la.gate,
-                    pre_scale=scale,
-                    pre_bias=bias,
+                    torch.empty_like(x_global),
+                    native.SIGMOID if sigmoid else 0,
+                    pre_scale=conv.weight.view(-1),
+                    pre_bias=conv.bias,
                 )
             )
-            continue
-        if isinstance(conv, torch.nn.Conv1d):
-            out.append(depthwise_gln(conv, norm, x_global, sigmoid=branch is la.gate))
             continue
         y = x_global * conv.weight.view(-1)  # kernel 1 (DepthwiseScale, no bias in LA)
         out.append(gln(branch.norm, y, overwrite=True, sigmoid=branch is la.gate))
@@ -422,6 +463,8 @@ def local_attention(
     x_global: torch.Tensor | None,
     gate_value: tuple[torch.Tensor, torch.Tensor] | None = None,
     overwrite: bool = False,
+    fused: bool = False,
+    moments: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:class:`~asteroid_tdanet.layers.LocalAttention` on time-major tensors, in one full pass.
 
@@ -435,27 +478,33 @@ def local_attention(
         gate_value: ``sigmoid(gate(x_global))`` and ``value(x_global)`` if already computed.
         overwrite: In inference, the result may be written over ``x_local`` (kernel-1 local
             branch) or over the local convolution's output.
+        fused: The fused kernels serve this forward pass (:func:`kernels_fit`).
+        moments: Fused, ``x_local``'s per-channel means and variances if known (see
+            ``native.trusted_gln``), for a kernel-1 local branch: it then reads ``x_local`` once.
 
     Returns:
         ``(B, T, C)``.
     """
     conv, norm = la.local.conv, la.local.norm
-    if native.usable(x_local):
+    if fused:
         # LA = gLN(y) up(g) + up(v) in one call after the convolution (none for kernel 1).
-        gate, value = _gate_value(la, x_global) if gate_value is None else gate_value
+        gate, value = _gate_value(la, x_global, True) if gate_value is None else gate_value
         source = _frames_index(gate.shape[1], x_local.shape[1])
-        gated = {"gate": gate, "value": value, "source": source}
+        gated = {"gate": gate.contiguous(), "value": value.contiguous(), "source": source}
         if isinstance(conv, torch.nn.Conv1d):
-            return _fused_depthwise_gln(conv, norm, x_local, **gated)
-        out = x_local if overwrite and x_local.is_contiguous() else None
-        return native.gln(
+            return _fused_depthwise_gln(conv, norm, x_local, native.GATE, **gated)
+        mine = overwrite and x_local.is_contiguous()
+        x_local = x_local.contiguous()
+        return native.trusted_gln(
             x_local,
             norm.weight,
             norm.bias,
             norm.eps,
+            x_local if mine else torch.empty_like(x_local),
+            native.GATE,
             pre_scale=conv.weight.view(-1),
             pre_bias=conv.bias,
-            out=out,
+            moments=moments,
             **gated,
         )
     if isinstance(conv, torch.nn.Conv1d):
@@ -478,7 +527,7 @@ def local_attention(
 
 
 def inject_gates(
-    layers: list[LocalAttention], x_global: torch.Tensor
+    layers: list[LocalAttention], x_global: torch.Tensor, fused: bool = False
 ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
     """Every kernel-1 local attention's ``sigmoid(gate(x_g))`` and ``value(x_g)``, together.
 
@@ -492,9 +541,9 @@ def inject_gates(
 
     Returns:
         One ``(gate, value)`` pair per layer, each ``(B, T', C)``; ``None`` if the layers do not
-        all have that form (then each computes its own).
+        all have that form (then each computes its own), or where ``fused``.
     """
-    if native.usable(x_global):
+    if fused:
         return None  # each layer's gate and value is one fused call, from x_g directly
     branches = [branch for la in layers for branch in (la.gate, la.value)]
     eps = {branch.norm.eps for branch in branches}
@@ -523,7 +572,7 @@ def _positions(
         return sinusoidal_positions(length, channels, device, dtype)
 
 
-def global_attention(ga: GlobalAttention, x: torch.Tensor) -> torch.Tensor:
+def global_attention(ga: GlobalAttention, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """:class:`~asteroid_tdanet.layers.GlobalAttention` on time-major ``x`` ``(B, T, N)``.
 
     In training mode the module itself runs (on a transposed view), so its dropout and drop-path
@@ -535,18 +584,18 @@ def global_attention(ga: GlobalAttention, x: torch.Tensor) -> torch.Tensor:
     y = mhsa.in_norm(x) + _positions(x.shape[1], x.shape[2], x.device, x.dtype)
     y = mhsa._per_frame(y) if mhsa.legacy_look2hear else mhsa._over_time(y)
     x = x + mhsa.out_norm(y + y)  # eval: dropout and drop-path are identities
-    h = gln(ffn.fc1.norm, pointwise(x, ffn.fc1.conv), overwrite=True)
-    h = torch.relu(depthwise(h, ffn.dwconv))
-    return x + gln(ffn.fc2.norm, pointwise(h, ffn.fc2.conv), overwrite=True)
+    h = gln(ffn.fc1.norm, pointwise(x, ffn.fc1.conv), overwrite=True, fused=fused)
+    h = torch.relu(depthwise(h, ffn.dwconv, fused))
+    return x + gln(ffn.fc2.norm, pointwise(h, ffn.fc2.conv), overwrite=True, fused=fused)
 
 
-def pooled_sum(scales: list[torch.Tensor]) -> torch.Tensor:
+def pooled_sum(scales: list[torch.Tensor], fused: bool = False) -> torch.Tensor:
     """The coarsest scale plus each finer one average-pooled to its length, ``(B, T', C)``."""
     coarsest = scales[-1]
-    if native.usable(coarsest):
-        pooled = coarsest.clone()
+    if fused:
+        pooled = coarsest.clone(memory_format=torch.contiguous_format)
         for scale in scales[:-1]:
-            native.pool_add(scale, pooled)
+            native.trusted_pool_add(scale.contiguous(), pooled)
         return pooled
     pooled = coarsest
     for scale in scales[:-1]:
@@ -555,42 +604,52 @@ def pooled_sum(scales: list[torch.Tensor]) -> torch.Tensor:
     return pooled
 
 
-def ublock_forward(block: UBlock, x: torch.Tensor) -> torch.Tensor:
+def ublock_forward(block: UBlock, x: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
     """:class:`~asteroid_tdanet.masker.UBlock`'s forward on time-major ``x``.
 
     Args:
         block: The U-block (its parameters and mode are used).
         x: ``(B, T, C)``.
+        fused: Whether the fused kernels serve this pass; ``None``: :func:`kernels_fit` decides.
 
     Returns:
         ``(B, T, C)``, equal to ``block(x.mT).mT`` up to float rounding.
     """
-    scales = []
-    current = pointwise(x, block.proj_in.conv)
-    current = gln_prelu(block.proj_in.norm, block.proj_in.act, current)
+    if fused is None:
+        fused = kernels_fit(block, x)
+    scales, moments = [], []
+    current = conv_gln_prelu(block.proj_in, x, fused)
     for down in block.down:
-        current = depthwise_gln(down.conv, down.norm, current)
+        stats = None
+        if fused:  # a plain gLN's output: its statistics come with it, for its injection
+            stats = torch.empty(2, current.shape[0], current.shape[2], dtype=torch.float64)
+            current = _fused_depthwise_gln(down.conv, down.norm, current, out_moments=stats)
+        else:
+            current = depthwise_gln(down.conv, down.norm, current)
         scales.append(current)
-    glob = global_attention(block.global_attn, pooled_sum(scales))
+        moments.append(stats)
+    glob = global_attention(block.global_attn, pooled_sum(scales, fused), fused)
 
     top = block.depth - 2
     # As in UBlock.forward: in legacy mode the coarsest scale's injection is never used.
     needed = sorted({i for i in range(block.depth - 1)} | {block.top_source})
-    gates = inject_gates([block.inject[i] for i in needed], glob)
+    gates = inject_gates([block.inject[i] for i in needed], glob, fused)
     # Each scale is read for the last time here, so its injection may overwrite it.
-    fused = {
+    merged = {
         i: local_attention(
             block.inject[i],
             scales[i],
             glob,
             gate_value=None if gates is None else gates[k],
             overwrite=True,
+            fused=fused,
+            moments=moments[i],
         )
         for k, i in enumerate(needed)
     }
-    y = local_attention(block.fuse[top], fused[top], fused[block.top_source])
+    y = local_attention(block.fuse[top], merged[top], merged[block.top_source], fused=fused)
     for i in range(top - 1, -1, -1):
-        y = local_attention(block.fuse[i], fused[i], y)
+        y = local_attention(block.fuse[i], merged[i], y, fused=fused)
     return x + pointwise(y, block.proj_out)
 
 
@@ -606,14 +665,16 @@ def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
     """
     from torch.utils.checkpoint import checkpoint
 
+    fused = kernels_fit(masker, tf_rep)
+
     def block(x: torch.Tensor) -> torch.Tensor:
         if masker.checkpoint_blocks and masker.training and torch.is_grad_enabled():
-            return checkpoint(ublock_forward, masker.ublock, x, use_reentrant=False)
-        return ublock_forward(masker.ublock, x)
+            return checkpoint(ublock_forward, masker.ublock, x, fused, use_reentrant=False)
+        return ublock_forward(masker.ublock, x, fused)
 
-    if native.usable(tf_rep):
+    if fused:
         native.tune_grain()
-    x0 = pointwise(gln(masker.in_norm, tf_rep.mT), masker.bottleneck)
+    x0 = pointwise(gln(masker.in_norm, tf_rep.mT, fused=fused), masker.bottleneck)
     scale, act_in = masker.recur_in
     x = block(x0)
     for _ in range(masker.n_blocks - 1):

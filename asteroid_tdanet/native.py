@@ -6,10 +6,16 @@ arithmetic allows, on time-major ``(batch, frames, channels)`` float32 activatio
 * :func:`gln`: a gLN's statistics (one pass over memory, blocks of rows merged in double) and
   its application, with the local attention's gate and value (nearest-upsampled from a coarser
   scale), a sigmoid or a PReLU, and a kernel-1 depthwise convolution before it, in one call;
+  a plain gLN also hands over its output's statistics, so the next gLN of it reads it once;
 * :func:`depthwise`: a depthwise convolution, any kernel and stride, optionally with its
   output's gLN statistics (taken while the output is in cache, so the gLN after it makes one
   pass instead of two);
 * :func:`pool_add`: adaptive average pooling of a finer scale, added to the coarsest.
+
+Each checks its arguments and names what does not fit; ``trusted_depthwise``, ``trusted_gln``
+and ``trusted_pool_add`` are the same calls without the checks, for the fast path, which checks
+its parameters once per forward pass (:func:`~asteroid_tdanet.fast.kernels_fit`) and makes
+hundreds of calls.
 
 Each replaces several torch operations and their temporaries (at 8 kHz an activation is 2 MiB
 per second of audio, and memory traffic, not arithmetic, is what this part of TDANet costs).
@@ -54,6 +60,9 @@ from . import kernel_threads
 from .switch import Switch
 
 __all__ = [
+    "GATE",
+    "PRELU",
+    "SIGMOID",
     "cache_dir",
     "depthwise",
     "describe",
@@ -62,6 +71,9 @@ __all__ = [
     "native_kernels",
     "native_kernels_enabled",
     "set_native_kernels",
+    "trusted_depthwise",
+    "trusted_gln",
+    "trusted_pool_add",
     "usable",
 ]
 
@@ -154,7 +166,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     signatures = {
         "tdanet_depthwise": [p, i64, i64, i64, p, p, i64, i64, i64, i64, p, p, threads],
         "tdanet_pool_add": [p, i64, i64, i64, i64, p, threads],
-        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, threads],
+        "tdanet_gln": [p, i64, i64, i64, p, p, p, p, f64, p, p, i64, p, i32, f32, p, p, p, threads],
     }
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
@@ -167,11 +179,15 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 # What library() found, for describe(): set at its first call.
 _STATE: dict[str, Any] = {}
+# The library once library() has loaded and checked it (the trusted_* calls use it).
+_LIB: ctypes.CDLL | None = None
 
 
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL | None:
     """The compiled kernels (built at the first call of a process if not cached), or ``None``."""
+    global _LIB
+    _LIB = None  # until this call has loaded and checked a build
     compiler = _compiler()
     if compiler is None:
         return _off("no C compiler (set CC)", logging.INFO)
@@ -197,6 +213,7 @@ def library() -> ctypes.CDLL | None:
     lib.tdanet_set_grain(grain)
     origin = "environment" if forced is not None else "pending" if openmp else "default"
     _STATE.update(available=True, openmp=openmp, grain_from=origin)
+    _LIB = lib
     return lib
 
 
@@ -272,16 +289,13 @@ def usable(*tensors: torch.Tensor) -> bool:
     They do for float32 CPU tensors where no gradient is recorded (they have no backward),
     when switched on and the library is available.
     """
-    return (
-        _switch.enabled
-        and not torch.is_grad_enabled()
-        and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
-        and library() is not None
-    )
-
-
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+    # (Called several hundred times per forward pass: plain loops, no generator.)
+    if not _switch.enabled or torch.is_grad_enabled():
+        return False
+    for t in tensors:
+        if t.dtype != torch.float32 or not t.is_cpu:
+            return False
+    return (_LIB or library()) is not None
 
 
 def _time_major(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -326,14 +340,15 @@ def _rows(
     return _float32(table, name)
 
 
-_GATE, _SIGMOID, _PRELU = 1, 2, 4
+# trusted_gln()'s flags: what follows the normalisation (cpu_kernels.c's TDANET_* flags).
+GATE, SIGMOID, PRELU = 1, 2, 4
 
 
 def _kernel_flags(gate: torch.Tensor | None, sigmoid: bool, slope: float | None) -> int:
     return (
-        (_GATE if gate is not None else 0)
-        | (_SIGMOID if sigmoid else 0)
-        | (_PRELU if slope is not None else 0)
+        (GATE if gate is not None else 0)
+        | (SIGMOID if sigmoid else 0)
+        | (PRELU if slope is not None else 0)
     )
 
 
@@ -390,23 +405,41 @@ def depthwise(
             f"an input of {channels} channels and {frames} frames"
         )
     _check_float32(weight, "depthwise: weight")
-    w = _taps(weight)
     b = None if bias is None else _float32(bias, "depthwise: bias")
+    return trusted_depthwise(x, weight, b, stride, padding, moments, lib)
+
+
+def trusted_depthwise(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    padding: int,
+    moments: bool = False,
+    lib: ctypes.CDLL | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`depthwise` without its checks, for callers whose tensors are known to fit
+    (float32, on the CPU, contiguous, shapes as :func:`depthwise` requires): the fast path
+    makes about 300 such calls per forward pass, and the checks cost as much as a small call."""
+    batch, frames, channels = x.shape
+    kernel = weight.shape[-1]
+    out_frames = (frames + 2 * padding - kernel) // stride + 1
     out = torch.empty(batch, out_frames, channels, dtype=x.dtype)
     stats = torch.empty(2, batch, channels, dtype=torch.float64) if moments else None
-    status = lib.tdanet_depthwise(
+    taps = _taps(weight)  # bound to a name: alive until the call returns
+    status = (lib or _LIB).tdanet_depthwise(
         x.data_ptr(),
         batch,
         frames,
         channels,
-        w.data_ptr(),
-        _ptr(b),
+        taps.data_ptr(),
+        None if bias is None else bias.data_ptr(),
         kernel,
         stride,
         padding,
         out_frames,
         out.data_ptr(),
-        _ptr(stats),
+        None if stats is None else stats.data_ptr(),
         torch.get_num_threads(),
     )
     if status != 0:
@@ -435,7 +468,15 @@ def pool_add(x: torch.Tensor, out: torch.Tensor, lib: ctypes.CDLL | None = None)
         or not out.is_contiguous()
     ):
         raise ValueError(f"pool_add: out {tuple(out.shape)} does not fit x {tuple(x.shape)}")
-    lib.tdanet_pool_add(
+    return trusted_pool_add(x, out, lib)
+
+
+def trusted_pool_add(
+    x: torch.Tensor, out: torch.Tensor, lib: ctypes.CDLL | None = None
+) -> torch.Tensor:
+    """:func:`pool_add` without its checks (see :func:`trusted_depthwise`)."""
+    batch, frames, channels = x.shape
+    (lib or _LIB).tdanet_pool_add(
         x.data_ptr(), batch, frames, channels, out.shape[1], out.data_ptr(), torch.get_num_threads()
     )
     return out
@@ -495,12 +536,11 @@ def gln(
     gamma, beta = _float32(gamma, "gln: gain"), _float32(beta, "gln: bias")
     pre_scale = None if pre_scale is None else _float32(pre_scale, "gln: pre_scale")
     pre_bias = None if pre_bias is None else _float32(pre_bias, "gln: pre_bias")
-    sources = 0
     if gate is not None:
         if value is None or value.shape != gate.shape:
             raise ValueError("gln: gate and value must have the same shape")
         gate, value = _rows(gate, source, y, "gln: gate"), _float32(value, "gln: value")
-        source, sources = source.contiguous(), gate.shape[1]
+        source = source.contiguous()
     if moments is not None and (
         moments.shape != (2, batch, channels)
         or moments.dtype != torch.float64
@@ -511,30 +551,77 @@ def gln(
             f"not {moments.dtype} {tuple(moments.shape)}"
         )
     out = _output(out, y, "gln")
-    status = lib.tdanet_gln(
+    flags = _kernel_flags(gate, sigmoid, slope)
+    return trusted_gln(
+        y,
+        gamma,
+        beta,
+        eps,
+        out,
+        flags,
+        slope or 0.0,
+        pre_scale,
+        pre_bias,
+        gate,
+        value,
+        source,
+        moments,
+        lib,
+    )
+
+
+def trusted_gln(
+    y: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    eps: float,
+    out: torch.Tensor,
+    flags: int = 0,
+    slope: float = 0.0,
+    pre_scale: torch.Tensor | None = None,
+    pre_bias: torch.Tensor | None = None,
+    gate: torch.Tensor | None = None,
+    value: torch.Tensor | None = None,
+    source: torch.Tensor | None = None,
+    moments: torch.Tensor | None = None,
+    lib: ctypes.CDLL | None = None,
+    out_moments: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`gln` without its checks, writing into ``out``, for callers whose tensors are known
+    to fit (see :func:`trusted_depthwise`). ``flags``: :data:`GATE`, :data:`SIGMOID` and
+    :data:`PRELU` (with ``slope``) or'ed; with :data:`GATE`, ``gate``, ``value`` and
+    ``source`` must be given. ``out_moments`` (flags 0 only): a contiguous float64
+    ``(2, B, C)`` that receives the result's per-channel means and variances, as
+    :func:`depthwise` gives them (the result is a per-channel affine map of ``y``: they follow
+    from ``y``'s without a pass over it)."""
+    batch, frames, channels = y.shape
+    status = (lib or _LIB).tdanet_gln(
         y.data_ptr(),
         batch,
         frames,
         channels,
-        _ptr(pre_scale),
-        _ptr(pre_bias),
+        None if pre_scale is None else pre_scale.data_ptr(),
+        None if pre_bias is None else pre_bias.data_ptr(),
         gamma.data_ptr(),
         beta.data_ptr(),
         eps,
-        _ptr(gate),
-        _ptr(value),
-        sources,
-        _ptr(source),
-        _kernel_flags(gate, sigmoid, slope),
-        0.0 if slope is None else slope,
-        _ptr(moments),
+        None if gate is None else gate.data_ptr(),
+        None if value is None else value.data_ptr(),
+        0 if gate is None else gate.shape[1],
+        None if source is None else source.data_ptr(),
+        flags,
+        slope,
+        None if moments is None else moments.data_ptr(),
+        None if out_moments is None else out_moments.data_ptr(),
         out.data_ptr(),
         torch.get_num_threads(),
     )
     if status == -2:
         raise MemoryError(f"gln: no memory for the statistics of {tuple(y.shape)}")
+    if status == -3:
+        raise ValueError("gln: out_moments is for a plain gLN (no gate or activation)")
     if status != 0:
-        raise ValueError(f"gln: source frames outside [0, {sources}) (the gate's frames)")
+        raise ValueError(f"gln: source frames outside [0, {gate.shape[1]}) (the gate's frames)")
     return out
 
 

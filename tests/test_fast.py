@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import max_rel_error
 
-from asteroid_tdanet import TDANet, TDANetLarge, fast, kernels
+from asteroid_tdanet import TDANet, TDANetLarge, fast, kernels, native
 from asteroid_tdanet import masker as masker_module
 from asteroid_tdanet.masker import UBlock
 
@@ -99,6 +99,26 @@ def test_ublock_alone_channel_first():
     with torch.no_grad():
         plain, quick = both_paths(lambda: block(x))
     assert quick.shape == plain.shape == x.shape
+    assert max_rel_error(quick, plain) <= TOLERANCE
+
+
+def test_parameters_the_kernels_cannot_read_send_the_block_to_torch():
+    # The fused kernels read parameters by pointer, without checks of their own: a strided
+    # gain (a view of every other element) must not reach them. Torch's operations serve.
+    torch.manual_seed(0)
+    block = UBlock(bn_chan=8, hid_chan=16, depth=4, n_heads=2).eval()
+    norm = block.down[1].norm
+    with torch.no_grad():
+        for param in block.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+        strided = torch.randn(2 * norm.weight.numel())[::2]
+    norm.weight = torch.nn.Parameter(strided)
+    assert not norm.weight.is_contiguous()
+    x = torch.randn(2, 8, 333)
+    with torch.no_grad():
+        assert not fast.kernels_fit(block, x.mT)
+        assert fast.kernels_fit(block.down[0], x.mT) == native.usable(x)
+        plain, quick = both_paths(lambda: block(x))
     assert max_rel_error(quick, plain) <= TOLERANCE
 
 

@@ -132,6 +132,35 @@ def test_gln_normalises_with_the_moments_it_is_given():
 
 
 @needs_kernels
+@pytest.mark.parametrize("given", [False, True])
+@pytest.mark.parametrize(("offset", "spread"), [(0.0, 1.0), (1e6, 1.0)])
+def test_gln_hands_over_its_outputs_statistics(given, offset, spread):
+    # A plain gLN's output is an affine map of y per channel: its per-channel means and
+    # variances follow from y's, for the next gLN of it (an injection), as if measured.
+    y, gamma, beta, *_ = gln_case()
+    y = (y.double() * spread + offset).float()
+    moments = None
+    if given:
+        var, mean = torch.var_mean(y.double(), 1, correction=0)
+        moments = torch.stack([mean, var]).contiguous()
+    stats = torch.empty(2, 2, 40, dtype=torch.float64)
+    out = torch.empty_like(y)
+    native.trusted_gln(y, gamma, beta, 1e-8, out, moments=moments, out_moments=stats)
+    var, mean = torch.var_mean(out.double(), 1, correction=0)
+    assert ((stats[0] - mean).abs() / var.sqrt()).max() < 1e-5
+    assert ((stats[1] - var).abs() / var).max() < 1e-5
+    torch.testing.assert_close(out, native.gln(y, gamma, beta, 1e-8), atol=1e-5, rtol=1e-5)
+
+
+@needs_kernels
+def test_gln_hands_over_statistics_only_of_a_plain_gln():
+    y, gamma, beta, gate, value, source = gln_case()
+    stats = torch.empty(2, 2, 40, dtype=torch.float64)
+    with pytest.raises(ValueError, match="out_moments is for a plain gLN"):
+        native.trusted_gln(y, gamma, beta, 1e-8, y.clone(), native.PRELU, 0.1, out_moments=stats)
+
+
+@needs_kernels
 def test_depthwise_moments_carry_nan_to_its_item_and_channel_only():
     conv = torch.nn.Conv1d(40, 40, 5, 1, 2, groups=40)
     x = randn(2, 300, 40).float()
