@@ -43,10 +43,12 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from . import native
+from .derived import forward_pass
 from .kernels import linear
-from .layers import sinusoidal_positions
+from .layers import DepthwiseScale, sinusoidal_positions
 from .switch import Switch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,11 +152,40 @@ def kernels_fit(module: nn.Module, x: torch.Tensor) -> bool:
 
     Decided once per forward pass: the fast path's calls then skip the kernels' own checks
     (several hundred calls per pass, each check costing as much as a small call). Parameters
-    must be float32, on the CPU and contiguous, as ``x`` must be (else torch's operations run).
+    must be float32, on the CPU and contiguous, as ``x`` must be, and of the shapes their layers
+    declare, with no parametrization (whose weights are recomputed, maybe strided, at each
+    access); else torch's operations run (and raise their own errors on wrong shapes).
     """
-    return native.usable(x) and all(
-        p.dtype == torch.float32 and p.is_cpu and p.is_contiguous() for p in module.parameters()
+    return (
+        native.usable(x)
+        and all(
+            p.dtype == torch.float32 and p.is_cpu and p.is_contiguous() for p in module.parameters()
+        )
+        and all(_kernel_layer(layer) for layer in module.modules())
     )
+
+
+def _kernel_layer(layer: nn.Module) -> bool:
+    """Whether the parameters the kernels read from ``layer`` have the shapes it declares."""
+    if parametrize.is_parametrized(layer):
+        return False
+    if isinstance(layer, torch.nn.GroupNorm):
+        return not layer.affine or layer.weight.shape == layer.bias.shape == (layer.num_channels,)
+    if isinstance(layer, torch.nn.Conv1d) and layer.groups > 1:
+        channels, kernel = layer.out_channels, layer.kernel_size[0]
+        return (
+            _kernel_conv(layer)
+            and layer.groups == layer.in_channels == channels
+            and layer.weight.shape == (channels, 1, kernel)
+            and (layer.bias is None or layer.bias.shape == (channels,))
+        )
+    conv, norm = getattr(layer, "conv", None), getattr(layer, "norm", None)
+    if isinstance(conv, DepthwiseScale) and isinstance(norm, torch.nn.GroupNorm):
+        channels = norm.num_channels
+        return conv.weight.shape == (channels, 1, 1) and (
+            conv.bias is None or conv.bias.shape == (channels,)
+        )
+    return True
 
 
 def _kernel_conv(conv: nn.Conv1d) -> bool:
@@ -674,11 +705,13 @@ def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
 
     if fused:
         native.tune_grain()
-    x0 = pointwise(gln(masker.in_norm, tf_rep.mT, fused=fused), masker.bottleneck)
-    scale, act_in = masker.recur_in
-    x = block(x0)
-    for _ in range(masker.n_blocks - 1):
-        x = block(prelu(act_in, torch.addcmul(scale.bias, x0 + x, scale.weight.view(-1))))
-    act, conv = masker.mask_net
-    masks = torch.relu(pointwise(prelu(act, x), conv)).mT
+    # One pass: weights kept in other layouts are checked against the weights once, here.
+    with forward_pass():
+        x0 = pointwise(gln(masker.in_norm, tf_rep.mT, fused=fused), masker.bottleneck)
+        scale, act_in = masker.recur_in
+        x = block(x0)
+        for _ in range(masker.n_blocks - 1):
+            x = block(prelu(act_in, torch.addcmul(scale.bias, x0 + x, scale.weight.view(-1))))
+        act, conv = masker.mask_net
+        masks = torch.relu(pointwise(prelu(act, x), conv)).mT
     return masks.reshape(masks.shape[0], masker.n_src, masker.in_chan, masks.shape[-1])

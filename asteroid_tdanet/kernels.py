@@ -11,16 +11,13 @@ first use, :func:`onednn_linear_faster` times both on TDANet's projection shape 
 ``F.linear``); the answer is kept for the life of the process.
 
 oneDNN's op has no autograd formula, so it is used only when no gradient is needed; it accepts
-float32 only. It reads its weight in a blocked layout of its own: :func:`linear` keeps that copy
-of each weight (see :func:`packed_weight`) instead of letting every call reorder the weight
-again (about 3% of TDANet's inference time on one core). ``TDANET_ONEDNN_LINEAR=0``,
-``set_onednn_linear(False)`` or the ``onednn_linear(False)`` context manager switch it off.
+float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
+``onednn_linear(False)`` context manager switch it off.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from contextlib import AbstractContextManager
 from functools import lru_cache
 
@@ -35,7 +32,6 @@ __all__ = [
     "onednn_linear_available",
     "onednn_linear_enabled",
     "onednn_linear_faster",
-    "packed_weight",
     "set_onednn_linear",
 ]
 
@@ -86,48 +82,9 @@ def _onednn_linear_works() -> bool:
     try:
         with torch.no_grad():
             out = op(x, w, b, "none", [], "")
-            packed = op(
-                x, torch.ops.mkldnn._reorder_linear_weight(w, _PACKED_ROWS), b, "none", [], ""
-            )
-    except (RuntimeError, AttributeError):  # a build without the fused op's kernels
+    except RuntimeError:  # a build without the fused op's kernels
         return False
-    want = F.linear(x, w, b)
-    return all(t.shape == (3, 5, 4) and torch.allclose(t, want, atol=1e-5) for t in (out, packed))
-
-
-# The rows oneDNN is told to expect when it lays out a weight: TDANet's products have from a few
-# to thousands of rows; laid out for many, the weights served both ends best (measured in
-# TDANet's forward pass on one core).
-_PACKED_ROWS = 1024
-# (id of the weight's base tensor, data pointer, shape, strides) -> (weak reference to the base,
-# its version when laid out, the laid-out copy).
-_PACKED: dict[tuple, tuple[weakref.ref, int, torch.Tensor]] = {}
-
-
-def _forget(base_id: int) -> None:
-    for key in [key for key in _PACKED if key[0] == base_id]:
-        del _PACKED[key]
-
-
-def packed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` in oneDNN's blocked layout for its matmul, kept until the weight changes.
-
-    The copy is made at the first call and reused while the weight (a parameter, or a view of
-    one such as a squeezed 1x1 convolution weight) keeps its storage and version counter, i.e.
-    until it is modified in place, replaced or freed (its copies go with it). Inference tensors
-    have no version counter: they are laid out at every call.
-    """
-    base = weight if weight._base is None else weight._base
-    if base.is_inference():
-        return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), _PACKED_ROWS)
-    key = (id(base), weight.data_ptr(), tuple(weight.shape), weight.stride())
-    entry = _PACKED.get(key)
-    if entry is None or entry[0]() is not base or entry[1] != base._version:
-        if not any(other[0] == id(base) for other in _PACKED):
-            weakref.finalize(base, _forget, id(base))
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), _PACKED_ROWS)
-        entry = _PACKED[key] = (weakref.ref(base), base._version, packed)
-    return entry[2]
+    return out.shape == (3, 5, 4) and torch.allclose(out, F.linear(x, w, b), atol=1e-5)
 
 
 # TDANet's U-block projection at 1 s of 8 kHz audio (frames x in -> out), the commonest product.
@@ -155,9 +112,8 @@ def _time_both_kernels() -> bool:
     x = torch.randn(rows, inner, generator=generator)
     w = torch.randn(cols, inner, generator=generator)
     b = torch.randn(cols, generator=generator)
-    packed = torch.ops.mkldnn._reorder_linear_weight(w, _PACKED_ROWS)  # as linear() runs it
     runs = {
-        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""),
+        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
         "mkl": lambda: F.linear(x, w, b),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -197,5 +153,5 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and not torch.jit.is_tracing()
         and onednn_linear_faster()
     ):
-        return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

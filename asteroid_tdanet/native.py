@@ -46,7 +46,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -57,6 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernel_threads
+from .derived import Derived
 from .switch import Switch
 
 __all__ = [
@@ -352,22 +352,14 @@ def _kernel_flags(gate: torch.Tensor | None, sigmoid: bool, slope: float | None)
     )
 
 
-# id(weight) -> (weakref to it, (version, data pointer), taps); entries leave with their weight.
-_TAPS: dict[int, tuple[weakref.ref, tuple[int, int], torch.Tensor]] = {}
+_TAPS = Derived(lambda weight: weight.reshape(weight.shape[0], -1).t().contiguous())
 
 
 def _taps(weight: torch.Tensor) -> torch.Tensor:
-    """A depthwise weight ``(C, 1, K)`` as ``(K, C)`` rows, kept until the weight changes."""
-    if weight.is_inference():  # no version counter: nothing tells us it is unchanged
-        return weight.reshape(weight.shape[0], -1).t().contiguous()
-    key = (weight._version, weight.data_ptr())  # a detached view shares the counter
-    cached = _TAPS.get(id(weight))
-    if cached is None or cached[0]() is not weight or cached[1] != key:
-        taps = weight.reshape(weight.shape[0], -1).t().contiguous()
-        if cached is None or cached[0]() is not weight:
-            weakref.finalize(weight, _TAPS.pop, id(weight), None)
-        cached = _TAPS[id(weight)] = (weakref.ref(weight), key, taps)
-    return cached[2]
+    """A depthwise weight ``(C, 1, K)`` as ``(K, C)`` rows (kept within a forward pass of the
+    fast path, see :mod:`~asteroid_tdanet.derived`)."""
+    taps = _TAPS.get(weight)
+    return weight.reshape(weight.shape[0], -1).t().contiguous() if taps is None else taps
 
 
 def depthwise(

@@ -122,6 +122,35 @@ def test_parameters_the_kernels_cannot_read_send_the_block_to_torch():
     assert max_rel_error(quick, plain) <= TOLERANCE
 
 
+class EveryOther(torch.nn.Module):
+    """A parametrization whose weight is a strided view, recomputed at each access."""
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return torch.stack([w, -w], 1)[:, 0]
+
+
+def test_parametrized_or_misshapen_parameters_send_the_block_to_torch():
+    torch.manual_seed(0)
+    block = UBlock(bn_chan=8, hid_chan=16, depth=4, n_heads=2).eval()
+    x = torch.randn(2, 8, 333)
+    torch.nn.utils.parametrize.register_parametrization(block.down[1].norm, "weight", EveryOther())
+    with torch.no_grad():
+        assert not block.down[1].norm.weight.is_contiguous()
+        assert not fast.kernels_fit(block, x.mT)
+        plain, quick = both_paths(lambda: block(x))
+    assert max_rel_error(quick, plain) <= TOLERANCE
+
+    wrong = UBlock(bn_chan=8, hid_chan=16, depth=4, n_heads=2).eval()
+    wrong.down[2].norm.weight = torch.nn.Parameter(torch.ones(4))  # 4 gains for 16 channels
+    other = UBlock(bn_chan=8, hid_chan=16, depth=4, n_heads=2).eval()
+    other.inject[0].local.conv.weight = torch.nn.Parameter(torch.ones(4, 1, 1))
+    for misshapen in (wrong, other):
+        with torch.no_grad():
+            assert not fast.kernels_fit(misshapen, x.mT)
+            with pytest.raises(RuntimeError):  # torch's operations refuse it, as the plain ones do
+                misshapen(x)
+
+
 @pytest.fixture
 def fast_calls(monkeypatch) -> list[int]:
     """One entry per U-block application that ran through the fast path."""

@@ -49,40 +49,6 @@ def test_inference_products_match_f_linear_and_run_on_onednn(shape, bias):
         torch.testing.assert_close(kernels.linear(xt, w, b), F.linear(x, w, b))
 
 
-@needs_onednn
-def test_the_laid_out_weight_follows_changes_to_the_weight():
-    # The copy in oneDNN's layout is kept between calls; an in-place update of the parameter
-    # (an optimizer step between evaluations, load_state_dict) must not leave it stale.
-    x, w, b = operands(5)
-    weight = torch.nn.Parameter(w.clone())
-    with torch.inference_mode():
-        before = kernels.linear(x, weight, b)
-        assert kernels.packed_weight(weight) is kernels.packed_weight(weight)  # kept
-        with torch.no_grad():
-            weight.mul_(2.0)
-        torch.testing.assert_close(kernels.linear(x, weight, b), F.linear(x, 2 * w, b))
-        torch.testing.assert_close(before, F.linear(x, w, b))
-        with torch.no_grad():
-            weight.copy_(w.flip(0))  # same storage, new values
-        torch.testing.assert_close(kernels.linear(x, weight, b), F.linear(x, w.flip(0), b))
-
-
-@needs_onednn
-def test_views_of_a_weight_get_their_own_layout_and_leave_with_it():
-    # A 1x1 convolution's weight is passed as a squeezed view; attention slices its in_proj.
-    x, w, _ = operands(4)
-    weight = torch.nn.Parameter(torch.cat([w, -w]).unsqueeze(-1))
-    with torch.inference_mode():
-        whole = kernels.linear(x, weight.squeeze(-1))
-        half = kernels.linear(x, weight.squeeze(-1)[24:])
-    torch.testing.assert_close(whole, F.linear(x, torch.cat([w, -w])))
-    torch.testing.assert_close(half, F.linear(x, -w))
-    ours = [key for key in kernels._PACKED if key[0] == id(weight)]
-    assert len(ours) == 2
-    del weight
-    assert not [key for key in kernels._PACKED if key in ours]
-
-
 def test_gradients_and_float64_take_f_linear():
     x, w, b = operands(4, 6)
     w.requires_grad_(True)

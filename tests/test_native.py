@@ -84,6 +84,25 @@ def test_depthwise_sees_a_weight_changed_in_place():
 
 
 @needs_kernels
+def test_depthwise_sees_a_weight_changed_through_data_between_passes():
+    # Within a forward pass the taps are kept; an update through .data (no version bump, same
+    # pointer) between passes must reach the next pass.
+    from asteroid_tdanet.derived import forward_pass
+
+    conv = torch.nn.Conv1d(16, 16, 5, 1, 2, groups=16)
+    x = randn(1, 20, 16).float()
+    with torch.no_grad():
+        for scale in (1.0, 3.0, -0.5):
+            conv.weight.data.mul_(scale)
+            with forward_pass():
+                got = native.depthwise(x, conv.weight, conv.bias, 1, 2)
+                again = native.depthwise(x, conv.weight, conv.bias, 1, 2)
+            want = conv(x.mT).mT
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            assert torch.equal(got, again)
+
+
+@needs_kernels
 @pytest.mark.parametrize("channels", [7, 32, 70])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("frames", [1, 15, 16, 17, 128, 129, 300])

@@ -1,0 +1,84 @@
+"""Copies of weights in another layout, kept between forward passes while the weights are unchanged.
+
+The fused depthwise convolution (:mod:`~asteroid_tdanet.native`) reads its weight as ``(K, C)``
+taps, a transposed copy. Making it at every call costs about a percent of a forward pass; keeping
+it is only right while the weight is unchanged, and no cheap signal says so: an update through
+``param.data`` (an EMA, a manual load) bumps no version counter and keeps the data pointer. So a
+kept copy is checked against its weight exactly (``torch.equal`` with a snapshot of the weight)
+once per forward pass (:func:`forward_pass`, entered by the separator's fast path), and trusted
+for the rest of that pass, in which no weight changes. Outside a pass, :meth:`Derived.get`
+returns ``None`` and callers make the copy at each call. (The same check on the matrix
+products' weights, to keep oneDNN's blocked copies, cost as much as the copies saved.)
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["Derived", "forward_pass"]
+
+# Per thread: how deep in forward_pass() it is, and which copies were checked in this pass.
+_state = threading.local()
+
+
+@contextmanager
+def forward_pass() -> Iterator[None]:
+    """Within the block, kept copies are checked against their weights once, then trusted.
+
+    Nested blocks share the outermost one's checks. Each thread has its own.
+    """
+    depth = getattr(_state, "depth", 0)
+    if depth == 0:
+        _state.checked = set()
+    _state.depth = depth + 1
+    try:
+        yield
+    finally:
+        _state.depth = depth
+        if depth == 0:
+            _state.checked = None
+
+
+class Derived:
+    """Copies ``make(weight)`` of weights, kept while each weight's values are unchanged.
+
+    Args:
+        make: The copy of a weight in the other layout (called under ``torch.no_grad``).
+    """
+
+    def __init__(self, make: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.make = make
+        # (id of the weight's base tensor, shape, strides, storage offset) -> (weak reference
+        # to the base, snapshot of the weight's values, the copy).
+        self.entries: dict[tuple, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+
+    def _forget(self, base_id: int) -> None:
+        for key in [key for key in self.entries if key[0] == base_id]:
+            del self.entries[key]
+
+    def get(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """The kept copy of ``weight`` (a parameter or a view of one), or ``None`` outside a
+        :func:`forward_pass`. Made, or remade if the weight's values changed, at the first call
+        of a pass; inference tensors (no owner to outlive) are not kept."""
+        checked = getattr(_state, "checked", None)
+        if checked is None:
+            return None
+        base = weight if weight._base is None else weight._base
+        key = (id(base), tuple(weight.shape), weight.stride(), weight.storage_offset())
+        entry = self.entries.get(key)
+        if (key, id(self)) not in checked or entry is None:
+            with torch.no_grad():
+                if base.is_inference():
+                    return self.make(weight)
+                if entry is None or entry[0]() is not base or not torch.equal(entry[1], weight):
+                    if not any(other[0] == id(base) for other in self.entries):
+                        weakref.finalize(base, self._forget, id(base))
+                    entry = (weakref.ref(base), weight.clone(), self.make(weight))
+                    self.entries[key] = entry
+            checked.add((key, id(self)))
+        return entry[2]

@@ -1,0 +1,70 @@
+"""Weights kept in other layouts, checked once per forward pass (asteroid_tdanet.derived)."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+from asteroid_tdanet.derived import Derived, forward_pass
+
+
+def counting() -> tuple[Derived, list[torch.Tensor]]:
+    made: list[torch.Tensor] = []
+    return Derived(lambda w: made.append(w) or 2 * w), made
+
+
+def test_kept_between_passes_while_the_weight_is_unchanged():
+    derived, made = counting()
+    weight = torch.nn.Parameter(torch.randn(4, 3))
+    assert derived.get(weight) is None  # outside a pass
+    with forward_pass():
+        first = derived.get(weight)
+        assert derived.get(weight) is first
+        with forward_pass():  # nested: the outer pass's check holds
+            assert derived.get(weight) is first
+    with forward_pass():
+        assert derived.get(weight) is first
+    assert len(made) == 1
+    torch.testing.assert_close(first, 2 * weight.detach())
+
+
+def test_remade_after_any_change_of_the_weight():
+    derived, made = counting()
+    weight = torch.nn.Parameter(torch.randn(4, 3))
+    updates = [
+        lambda: weight.data.mul_(3.0),  # through .data: no version bump, same pointer
+        lambda: weight.data.copy_(torch.randn(4, 3)),
+        lambda: setattr(weight, "data", torch.randn(4, 3)),  # a new tensor under the name
+        lambda: weight.add_(1.0),
+    ]
+    for update in updates:
+        with torch.no_grad():
+            update()
+        with forward_pass():
+            torch.testing.assert_close(derived.get(weight), 2 * weight.detach())
+    assert len(made) == len(updates)
+
+
+def test_views_have_their_own_copies_which_leave_with_the_weight():
+    derived = Derived(lambda w: 2 * w)
+    weight = torch.nn.Parameter(torch.randn(6, 3, 1))
+    with forward_pass():
+        whole = derived.get(weight.squeeze(-1))
+        half = derived.get(weight.squeeze(-1)[3:])
+    torch.testing.assert_close(whole, 2 * weight.detach().squeeze(-1))
+    torch.testing.assert_close(half, 2 * weight.detach().squeeze(-1)[3:])
+    assert len(derived.entries) == 2
+    del weight
+    gc.collect()
+    assert not derived.entries
+
+
+def test_inference_tensors_are_not_kept():
+    derived, made = counting()
+    with torch.inference_mode():
+        weight = torch.randn(4, 3)
+        with forward_pass():
+            torch.testing.assert_close(derived.get(weight), 2 * weight)
+            derived.get(weight)
+    assert len(made) == 2 and not derived.entries
