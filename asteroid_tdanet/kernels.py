@@ -4,11 +4,15 @@ TDANet's multiply-adds are almost all 1x1 convolutions and attention projections
 products. For float32 on the CPU, ``F.linear`` calls MKL's sgemm, which on the AMD EPYC of our
 CI machine runs at about 57 GMAC/s on one core, while oneDNN's matmul (the kernel behind
 ``torch.ops.mkldnn._linear_pointwise``, which inductor uses for CPU linears) reaches about
-125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors. On an
-AVX2-only CPU the two run at about the same rate. So the choice is measured, not assumed: at
-first use, :func:`onednn_linear_faster` times both on TDANet's projection shape and
-:func:`linear` sends inference-time products to the faster one (everything else to
-``F.linear``); the answer is kept for the life of the process.
+125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors. Elsewhere
+MKL is as fast or faster, and which one wins can depend on the shape: on an Intel Xeon limited to
+AVX2, oneDNN is as fast on TDANet's fine-scale projections and 10-15% slower on the coarsest
+scale's feed-forward products. A probe timed on one shape in warm caches picked the wrong kernel
+there, so the choice is measured in the model's own calls: for each product shape (weight shape,
+number of rows within a power of two, thread count) the first inference-time calls alternate
+between the two kernels, timed, and from then on the faster one serves that shape for the life of
+the process (:func:`chosen_kernels` lists the choices). MKL is kept unless oneDNN is clearly
+faster: training always runs ``F.linear``, so inference then computes the same rounding.
 
 oneDNN's op has no autograd formula, so it is used only when no gradient is needed; it accepts
 float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
@@ -20,6 +24,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from functools import lru_cache
+from statistics import median
 
 import torch
 import torch.nn.functional as F
@@ -27,15 +32,29 @@ import torch.nn.functional as F
 from .switch import Switch
 
 __all__ = [
+    "chosen_kernels",
     "linear",
     "onednn_linear",
     "onednn_linear_available",
     "onednn_linear_enabled",
-    "onednn_linear_faster",
     "set_onednn_linear",
 ]
 
 _switch = Switch("TDANET_ONEDNN_LINEAR")
+
+# Per product shape: untimed calls of each kernel (oneDNN builds its primitive at the first),
+# then timed calls of each, alternating, before the choice.
+WARMUP_CALLS = 1
+TIMED_CALLS = 5
+# oneDNN is chosen only if its median time is at most this share of MKL's: smaller differences
+# are within what one process's few calls can tell apart.
+MARGIN = 0.97
+
+# (rows' bit length, in_features, out_features, threads) -> oneDNN chosen (True) or MKL.
+Key = tuple[int, int, int, int]
+_chosen: dict[Key, bool] = {}
+# Shapes being measured: the seconds of each call so far, oneDNN's then MKL's.
+_trials: dict[Key, tuple[list[float], list[float]]] = {}
 
 
 def onednn_linear_enabled() -> bool:
@@ -54,11 +73,9 @@ def onednn_linear(enabled: bool) -> AbstractContextManager[None]:
 
 
 def _unobserved() -> AbstractContextManager[object]:
-    """Hide the probes below from active dispatch modes (FlopCounterMode, profilers' modes).
-
-    They run inside whatever the first model call runs in: a MAC count of the first forward
-    pass of a process would otherwise include the probes' products.
-    """
+    """Hide the availability check below from active dispatch modes (FlopCounterMode,
+    profilers' modes): it may run inside the first forward pass of a process, whose MAC count
+    must not include its product."""
     from torch.utils._python_dispatch import _disable_current_modes
 
     return _disable_current_modes()
@@ -87,49 +104,51 @@ def _onednn_linear_works() -> bool:
     return out.shape == (3, 5, 4) and torch.allclose(out, F.linear(x, w, b), atol=1e-5)
 
 
-# TDANet's U-block projection at 1 s of 8 kHz audio (frames x in -> out), the commonest product.
-_PROBE_SHAPE = (1010, 128, 512)
-_PROBE_ROUNDS = 7
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-@lru_cache(maxsize=1)
-def onednn_linear_faster() -> bool:
-    """Whether oneDNN's matmul beats ``F.linear`` on this CPU, measured once per process.
+def _mkl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(x, weight, bias)
 
-    Both run interleaved, ``_PROBE_ROUNDS`` times each after a warm-up, on TDANet's projection
-    shape with the current thread count (about 20 ms in all); the lower median wins. False where
-    oneDNN's matmul is not available.
+
+def onednn_faster(onednn_s: list[float], mkl_s: list[float], margin: float = MARGIN) -> bool:
+    """The choice from timed calls: oneDNN if its median is at most ``margin`` of MKL's."""
+    if not onednn_s or not mkl_s:
+        raise ValueError("onednn_faster: needs timed calls of both kernels")
+    return median(onednn_s) <= margin * median(mkl_s)
+
+
+def _measured(key: Key, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """One call of a shape still being measured: the kernel with fewer calls so far, timed."""
+    onednn_s, mkl_s = _trials.setdefault(key, ([], []))
+    use_onednn = len(onednn_s) <= len(mkl_s)
+    start = time.perf_counter()
+    out = _onednn(x, weight, bias) if use_onednn else _mkl(x, weight, bias)
+    (onednn_s if use_onednn else mkl_s).append(time.perf_counter() - start)
+    if len(mkl_s) >= WARMUP_CALLS + TIMED_CALLS:
+        # (Two threads may both get here: they decide alike from the same lists.)
+        _chosen[key] = onednn_faster(onednn_s[WARMUP_CALLS:], mkl_s[WARMUP_CALLS:])
+        _trials.pop(key, None)
+    return out
+
+
+def chosen_kernels() -> dict[str, str]:
+    """The kernel chosen for each product shape measured so far in this process.
+
+    Returns:
+        ``{"<in>x<out>, <lo>-<hi> rows, <n> threads": "onednn" or "mkl"}``.
     """
-    if not onednn_linear_available():
-        return False
-    with _unobserved():
-        return _time_both_kernels()
-
-
-def _time_both_kernels() -> bool:
-    rows, inner, cols = _PROBE_SHAPE
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(rows, inner, generator=generator)
-    w = torch.randn(cols, inner, generator=generator)
-    b = torch.randn(cols, generator=generator)
-    runs = {
-        "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
-        "mkl": lambda: F.linear(x, w, b),
-    }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.no_grad():
-        for round_ in range(_PROBE_ROUNDS + 1):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                if round_:  # the first round warms both up
-                    times[name].append(time.perf_counter() - start)
-    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-    return median["onednn"] < median["mkl"]
+    out = {}
+    for (bits, inner, cols, threads), onednn in sorted(_chosen.items()):
+        rows = f"{1 << (bits - 1)}-{(1 << bits) - 1}" if bits else "0"
+        out[f"{inner}x{cols}, {rows} rows, {threads} threads"] = "onednn" if onednn else "mkl"
+    return out
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN when nothing needs a gradient and it is faster.
+    """``F.linear(x, weight, bias)``, through oneDNN when nothing needs a gradient and, for this
+    shape on this CPU, it was measured faster (see the module's description).
 
     Args:
         x: ``(..., in_features)``.
@@ -143,15 +162,20 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
     if (
-        not needs_grad
-        and x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
-        and _switch.enabled
+        needs_grad
+        or x.device.type != "cpu"
+        or not x.dtype == weight.dtype == torch.float32
+        or not _switch.enabled
         # Compilers and exporters get the standard op, which they know how to lower.
-        and not torch.compiler.is_compiling()
-        and not torch.compiler.is_exporting()
-        and not torch.jit.is_tracing()
-        and onednn_linear_faster()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
+        or not onednn_linear_available()
     ):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+        return F.linear(x, weight, bias)
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    key = (rows.bit_length(), weight.shape[1], weight.shape[0], torch.get_num_threads())
+    onednn = _chosen.get(key)
+    if onednn is None:
+        return _measured(key, x, weight, bias)
+    return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)

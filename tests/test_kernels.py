@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,10 +24,28 @@ def operands(*shape: int, bias: bool = True, dtype=torch.float32):
     return x, w, b
 
 
+class _Always(dict):
+    """A table of choices that answers the same for every shape."""
+
+    def __init__(self, onednn: bool) -> None:
+        super().__init__()
+        self.onednn = onednn
+
+    def get(self, key, default=None):
+        return self.onednn
+
+
 @pytest.fixture(autouse=True)
 def onednn_chosen(monkeypatch):
-    """Whether oneDNN is faster is measured per CPU; these tests fix the answer to oneDNN."""
-    monkeypatch.setattr(kernels, "onednn_linear_faster", lambda: kernels.onednn_linear_available())
+    """Which kernel is faster is measured per CPU and shape; these tests fix it to oneDNN."""
+    monkeypatch.setattr(kernels, "_chosen", _Always(kernels.onednn_linear_available()))
+
+
+@pytest.fixture
+def unmeasured(monkeypatch):
+    """No shape measured yet: a fresh table of choices and of measurements."""
+    monkeypatch.setattr(kernels, "_chosen", {})
+    monkeypatch.setattr(kernels, "_trials", {})
 
 
 def ops_run(fn) -> set[str]:
@@ -73,35 +93,87 @@ def test_switched_off_is_f_linear():
 
 
 @needs_onednn
-def test_measured_choice_sends_products_to_f_linear_when_onednn_is_slower(monkeypatch):
-    monkeypatch.setattr(kernels, "onednn_linear_faster", lambda: False)
+def test_a_choice_of_mkl_sends_products_to_f_linear(monkeypatch):
+    monkeypatch.setattr(kernels, "_chosen", _Always(False))
     x, w, b = operands(3, 11)
     with torch.inference_mode():
         assert "mkldnn::_linear_pointwise" not in ops_run(lambda: kernels.linear(x, w, b))
         assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
 
 
-def test_measured_choice_is_a_cached_answer(monkeypatch):
-    monkeypatch.undo()  # the real measurement, not the fixture's fixed answer
-    kernels.onednn_linear_faster.cache_clear()
-    first = kernels.onednn_linear_faster()
-    assert isinstance(first, bool)
-    assert kernels.onednn_linear_faster.cache_info().hits == 0
-    assert kernels.onednn_linear_faster() is first
-    assert kernels.onednn_linear_faster.cache_info().hits == 1
-    if not kernels.onednn_linear_available():
-        assert first is False
+def test_onednn_is_chosen_only_when_clearly_faster():
+    assert kernels.onednn_faster([0.96, 0.9, 5.0], [1.0, 1.0, 0.1])  # medians: 0.96 vs 1.0
+    assert not kernels.onednn_faster([0.98] * 3, [1.0] * 3)  # within the margin: MKL
+    assert not kernels.onednn_faster([1.0] * 3, [1.0] * 3)
+    assert not kernels.onednn_faster([1.2] * 3, [1.0] * 3)
+    with pytest.raises(ValueError, match="both kernels"):
+        kernels.onednn_faster([], [1.0])
 
 
-def test_the_measurement_is_not_counted_by_an_active_flop_counter(monkeypatch):
-    # It runs inside a process's first forward pass: a MAC count of that pass (tdanet-bench,
-    # results-cpu-speed) must not include the probes' products.
-    from torch.utils.flop_counter import FlopCounterMode
+def _slowed(kernel, calls: list[str], name: str):
+    def run(*args):
+        calls.append(name)
+        if name == "slow":
+            time.sleep(0.002)
+        return kernel(*args)
 
-    monkeypatch.undo()
-    kernels.onednn_linear_faster.cache_clear()
-    kernels.onednn_linear_available.cache_clear()
-    with FlopCounterMode(display=False) as counter:
-        kernels.onednn_linear_faster()
-    assert kernels.onednn_linear_faster.cache_info().misses == 1
-    assert counter.get_total_flops() == 0
+    return run
+
+
+@needs_onednn
+@pytest.mark.parametrize("slow", ["onednn", "mkl"])
+def test_each_shape_alternates_the_kernels_then_keeps_the_faster(monkeypatch, unmeasured, slow):
+    calls: list[str] = []
+    for name in ("onednn", "mkl"):
+        kernel = getattr(kernels, f"_{name}")
+        monkeypatch.setattr(kernels, f"_{name}", _slowed(kernel, calls, name))
+    monkeypatch.setattr(kernels, f"_{slow}", _slowed(getattr(kernels, f"_{slow}"), [], "slow"))
+    x, w, b = operands(3, 11)
+    measured = 2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
+    with torch.inference_mode():
+        for _ in range(measured):
+            torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
+        assert calls == ["onednn", "mkl"] * (measured // 2)
+        assert list(kernels.chosen_kernels().values()) == ["mkl" if slow == "onednn" else "onednn"]
+        del calls[:]
+        for _ in range(3):
+            kernels.linear(x, w, b)
+    fast = "mkl" if slow == "onednn" else "onednn"
+    assert calls == [fast] * 3
+    assert not kernels._trials
+
+
+@needs_onednn
+def test_shapes_rows_and_thread_counts_are_measured_apart(unmeasured):
+    x, w, b = operands(3, 11)
+    calls = 2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
+    threads = torch.get_num_threads()
+    with torch.inference_mode():
+        for inputs in (x, x[:, :5], torch.cat([x, x], 1)):  # 33, 15 and 66 rows
+            for _ in range(calls):
+                kernels.linear(inputs, w, b)
+        for _ in range(calls):
+            kernels.linear(x, w[:7], b[:7])
+        try:
+            torch.set_num_threads(threads + 1)
+            for _ in range(calls):
+                kernels.linear(x, w, b)
+        finally:
+            torch.set_num_threads(threads)
+    chosen = kernels.chosen_kernels()
+    assert chosen.keys() == {
+        f"48x24, 32-63 rows, {threads} threads",
+        f"48x24, 8-15 rows, {threads} threads",
+        f"48x24, 64-127 rows, {threads} threads",
+        f"48x7, 32-63 rows, {threads} threads",
+        f"48x24, 32-63 rows, {threads + 1} threads",
+    }
+
+
+def test_products_in_training_or_switched_off_are_not_measured(unmeasured):
+    x, w, b = operands(3, 11)
+    w.requires_grad_(True)
+    kernels.linear(x, w, b)
+    with torch.inference_mode(), kernels.onednn_linear(False):
+        kernels.linear(x, w.detach(), b)
+    assert not kernels._trials and not kernels._chosen
