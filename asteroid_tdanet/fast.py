@@ -171,7 +171,8 @@ def _kernel_layer(layer: nn.Module) -> bool:
         return False
     if isinstance(layer, torch.nn.GroupNorm):
         return not layer.affine or layer.weight.shape == layer.bias.shape == (layer.num_channels,)
-    if isinstance(layer, torch.nn.Conv1d) and layer.groups > 1:
+    if isinstance(layer, torch.nn.Conv1d) and (layer.groups > 1 or layer.kernel_size[0] > 1):
+        # Every convolution but a 1x1 one runs as a fused depthwise convolution.
         channels, kernel = layer.out_channels, layer.kernel_size[0]
         return (
             _kernel_conv(layer)
@@ -199,7 +200,7 @@ def depthwise(x: torch.Tensor, conv: nn.Conv1d, fused: bool = False) -> torch.Te
 
     ``fused``: the fused kernels serve this forward pass (:func:`kernels_fit`).
     """
-    if fused and _kernel_conv(conv):
+    if fused:
         args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
         return native.trusted_depthwise(x.contiguous(), *args)
     out = F.conv2d(
@@ -287,12 +288,8 @@ def _fused_depthwise_gln(
     out_moments) of ``depthwise(x, conv)``, written over the convolution's output; the fused
     convolution hands over its output's statistics, so the gLN makes one pass. For passes the
     fused kernels serve (:func:`kernels_fit`)."""
-    moments = None
-    if _kernel_conv(conv):
-        args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
-        y, moments = native.trusted_depthwise(x.contiguous(), *args, moments=True)
-    else:
-        y = depthwise(x, conv).contiguous()
+    args = (conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+    y, moments = native.trusted_depthwise(x.contiguous(), *args, moments=True)
     return native.trusted_gln(
         y, norm.weight, norm.bias, norm.eps, y, flags, moments=moments, **options
     )

@@ -151,6 +151,20 @@ def test_parametrized_or_misshapen_parameters_send_the_block_to_torch():
                 misshapen(x)
 
 
+def test_a_full_convolution_in_place_of_a_depthwise_one_sends_the_block_to_torch():
+    # The fused kernels compute depthwise convolutions only; a full one (groups=1) with the same
+    # kernel is what torch's operations then compute, as the plain modules do.
+    torch.manual_seed(0)
+    block = UBlock(bn_chan=8, hid_chan=16, depth=4, n_heads=2).eval()
+    down = block.down[1].conv
+    block.down[1].conv = torch.nn.Conv1d(16, 16, down.kernel_size, down.stride, down.padding)
+    x = torch.randn(2, 8, 333)
+    with torch.no_grad():
+        assert not fast.kernels_fit(block, x.mT)
+        plain, quick = both_paths(lambda: block(x))
+    assert max_rel_error(quick, plain) <= TOLERANCE
+
+
 @pytest.fixture
 def fast_calls(monkeypatch) -> list[int]:
     """One entry per U-block application that ran through the fast path."""
