@@ -165,6 +165,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         needs_grad
         or x.device.type != "cpu"
         or not x.dtype == weight.dtype == torch.float32
+        or x.dim() == 0
+        or weight.dim() != 2  # (F.linear also takes a vector; it raises the errors for others)
         or not _switch.enabled
         # Compilers and exporters get the standard op, which they know how to lower.
         or torch.compiler.is_compiling()

@@ -16,6 +16,7 @@ from ci_policy import (  # noqa: F401  (hooks: no silent skips in CI, the ESPnet
     pytest_runtest_makereport,
     pytest_sessionfinish,
 )
+from kernel_helpers import kernel_choice  # noqa: F401  (fixture: fix the product kernel)
 from toolkit_helpers import hub_cache  # noqa: F401  (fixture: an offline Hugging Face cache)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,28 +24,16 @@ def operands(*shape: int, bias: bool = True, dtype=torch.float32):
     return x, w, b
 
 
-class _Always(dict):
-    """A table of choices that answers the same for every shape."""
-
-    def __init__(self, onednn: bool) -> None:
-        super().__init__()
-        self.onednn = onednn
-
-    def get(self, key, default=None):
-        return self.onednn
-
-
 @pytest.fixture(autouse=True)
-def onednn_chosen(monkeypatch):
+def onednn_chosen(kernel_choice):
     """Which kernel is faster is measured per CPU and shape; these tests fix it to oneDNN."""
-    monkeypatch.setattr(kernels, "_chosen", _Always(kernels.onednn_linear_available()))
+    kernel_choice(kernels.onednn_linear_available())
 
 
 @pytest.fixture
-def unmeasured(monkeypatch):
-    """No shape measured yet: a fresh table of choices and of measurements."""
-    monkeypatch.setattr(kernels, "_chosen", {})
-    monkeypatch.setattr(kernels, "_trials", {})
+def unmeasured(kernel_choice):
+    """No shape measured yet: fresh tables of choices and of measurements."""
+    kernel_choice(None)
 
 
 def ops_run(fn) -> set[str]:
@@ -93,8 +81,8 @@ def test_switched_off_is_f_linear():
 
 
 @needs_onednn
-def test_a_choice_of_mkl_sends_products_to_f_linear(monkeypatch):
-    monkeypatch.setattr(kernels, "_chosen", _Always(False))
+def test_a_choice_of_mkl_sends_products_to_f_linear(kernel_choice):
+    kernel_choice(False)
     x, w, b = operands(3, 11)
     with torch.inference_mode():
         assert "mkldnn::_linear_pointwise" not in ops_run(lambda: kernels.linear(x, w, b))
@@ -176,4 +164,16 @@ def test_products_in_training_or_switched_off_are_not_measured(unmeasured):
     kernels.linear(x, w, b)
     with torch.inference_mode(), kernels.onednn_linear(False):
         kernels.linear(x, w.detach(), b)
+    assert not kernels._trials and not kernels._chosen
+
+
+def test_operands_of_other_ranks_get_f_linear_and_its_errors(unmeasured):
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        assert torch.equal(kernels.linear(x, w[0]), F.linear(x, w[0]))  # a weight vector
+        with pytest.raises(RuntimeError) as theirs:
+            F.linear(torch.tensor(1.0), w, b)
+        with pytest.raises(RuntimeError) as ours:
+            kernels.linear(torch.tensor(1.0), w, b)
+    assert str(ours.value) == str(theirs.value)
     assert not kernels._trials and not kernels._chosen

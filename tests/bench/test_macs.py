@@ -118,22 +118,12 @@ class _Projection(nn.Module):
         return kernels.linear(x, self.proj.weight, self.proj.bias)
 
 
-class _Always(dict):
-    def __init__(self, onednn: bool) -> None:
-        super().__init__()
-        self.onednn = onednn
-
-    def get(self, key, default=None):
-        return self.onednn
-
-
-def test_products_count_the_same_whichever_kernel_this_cpu_chose(monkeypatch):
+def test_products_count_the_same_whichever_kernel_this_cpu_chose(kernel_choice):
     # oneDNN's matmul is chosen per CPU and shape at first use, and the counter has no formula
     # for it: the count must not depend on that choice (it once did: 3.51 vs 4.58 GMAC/s for
     # TDANet), nor on the kernels being still measured (they alternate then).
-    for chosen in (_Always(False), _Always(True), {}):
-        monkeypatch.setattr(kernels, "_chosen", chosen)
-        monkeypatch.setattr(kernels, "_trials", {})
+    for onednn in (False, True, None):
+        kernel_choice(onednn)
         for _ in range(3):
             count = count_macs_detailed(_Projection(), torch.randn(2, 7, 48))
             assert count.macs == 2 * 7 * 48 * 24
