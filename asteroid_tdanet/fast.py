@@ -6,7 +6,8 @@ many elementwise passes over ``(hid_chan x time)`` activations. This module comp
 their own parameters, with activations kept as ``(batch, time, channels)``:
 
 * every 1x1 convolution is a plain matrix product on contiguous rows
-  (:func:`~asteroid_tdanet.kernels.linear`: oneDNN's matmul in inference); in
+  (:func:`~asteroid_tdanet.kernels.linear`: in inference, MKL's or oneDNN's, whichever is
+  measured faster for the shape); in
   ``(batch, channels, time)`` layout torch sends some of them (the FFN's, at the coarsest scale)
   to its im2col fallback ``_slow_conv2d_forward``;
 * depthwise convolutions, strided ones included, run as channels-last 2-D convolutions, which
@@ -162,6 +163,26 @@ def kernels_fit(module: nn.Module, x: torch.Tensor) -> bool:
             p.dtype == torch.float32 and p.is_cpu and p.is_contiguous() for p in module.parameters()
         )
         and all(_kernel_layer(layer) for layer in module.modules())
+        and all(_is_depthwise(conv) for conv in _depthwise_sites(module))
+    )
+
+
+def _depthwise_sites(module: nn.Module):
+    """The layers of a masker or U-block that the fast path runs as depthwise convolutions (a
+    ``DepthwiseScale`` for kernel 1, else a ``Conv1d``); none for other modules."""
+    block = getattr(module, "ublock", module)
+    if not all(hasattr(block, name) for name in ("down", "global_attn", "inject", "fuse")):
+        return
+    yield from (down.conv for down in block.down)
+    yield block.global_attn.ffn.dwconv
+    for la in (*block.inject, *block.fuse):
+        yield from (la.local.conv, la.gate.conv, la.value.conv)
+
+
+def _is_depthwise(conv: nn.Module) -> bool:
+    """A ``Conv1d`` there must be depthwise (a full 1x1 one would pass the other checks)."""
+    return not isinstance(conv, torch.nn.Conv1d) or (
+        conv.groups == conv.in_channels == conv.out_channels
     )
 
 

@@ -21,6 +21,7 @@ float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -28,6 +29,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from .switch import Switch
 
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 _switch = Switch("TDANET_ONEDNN_LINEAR")
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 # Per product shape: untimed calls of each kernel (oneDNN builds its primitive at the first),
 # then timed calls of each, alternating, before the choice.
@@ -55,6 +58,7 @@ Key = tuple[int, int, int, int]
 _chosen: dict[Key, bool] = {}
 # Shapes being measured: the seconds of each call so far, oneDNN's then MKL's.
 _trials: dict[Key, tuple[list[float], list[float]]] = {}
+_lock = threading.Lock()
 
 
 def onednn_linear_enabled() -> bool:
@@ -120,16 +124,27 @@ def onednn_faster(onednn_s: list[float], mkl_s: list[float], margin: float = MAR
 
 
 def _measured(key: Key, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """One call of a shape still being measured: the kernel with fewer calls so far, timed."""
-    onednn_s, mkl_s = _trials.setdefault(key, ([], []))
-    use_onednn = len(onednn_s) <= len(mkl_s)
+    """One call of a shape still being measured: the kernel with fewer calls so far, timed.
+
+    The bookkeeping is under a lock (Python threads may share a model); the product is not,
+    so products of threads running at once may be timed while competing for the cores.
+    """
+    with _lock:
+        onednn = _chosen.get(key)
+        if onednn is None:  # (another thread may have decided since the caller looked)
+            onednn_s, mkl_s = _trials.setdefault(key, ([], []))
+            use_onednn = len(onednn_s) <= len(mkl_s)
+    if onednn is not None:
+        return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)
     start = time.perf_counter()
     out = _onednn(x, weight, bias) if use_onednn else _mkl(x, weight, bias)
-    (onednn_s if use_onednn else mkl_s).append(time.perf_counter() - start)
-    if len(mkl_s) >= WARMUP_CALLS + TIMED_CALLS:
-        # (Two threads may both get here: they decide alike from the same lists.)
-        _chosen[key] = onednn_faster(onednn_s[WARMUP_CALLS:], mkl_s[WARMUP_CALLS:])
-        _trials.pop(key, None)
+    elapsed = time.perf_counter() - start
+    with _lock:
+        if key in _trials:
+            (onednn_s if use_onednn else mkl_s).append(elapsed)
+            if min(len(onednn_s), len(mkl_s)) >= WARMUP_CALLS + TIMED_CALLS:
+                _chosen[key] = onednn_faster(onednn_s[WARMUP_CALLS:], mkl_s[WARMUP_CALLS:])
+                del _trials[key]
     return out
 
 
@@ -167,6 +182,15 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         or not x.dtype == weight.dtype == torch.float32
         or x.dim() == 0
         or weight.dim() != 2  # (F.linear also takes a vector; it raises the errors for others)
+        or x.shape[-1] != weight.shape[1]  # (then F.linear raises its error)
+        or weight.shape[1] == 0  # (oneDNN refuses an empty inner dimension)
+        or torch.is_autocast_enabled("cpu")  # (oneDNN's op would ignore it)
+        # Fake tensors, tensor subclasses and dispatch modes (FlopCounterMode, fake-tensor
+        # tracing) get the standard op: timing them would choose from what is not a product.
+        or type(x) not in _PLAIN
+        or is_in_torch_dispatch_mode()
+        # Repeated calls must give the same bits: no alternation while a shape is measured.
+        or torch.are_deterministic_algorithms_enabled()
         or not _switch.enabled
         # Compilers and exporters get the standard op, which they know how to lower.
         or torch.compiler.is_compiling()
@@ -175,7 +199,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         or not onednn_linear_available()
     ):
         return F.linear(x, weight, bias)
-    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    rows = x.numel() // x.shape[-1]
     key = (rows.bit_length(), weight.shape[1], weight.shape[0], torch.get_num_threads())
     onednn = _chosen.get(key)
     if onednn is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -177,3 +178,88 @@ def test_operands_of_other_ranks_get_f_linear_and_its_errors(unmeasured):
             kernels.linear(torch.tensor(1.0), w, b)
     assert str(ours.value) == str(theirs.value)
     assert not kernels._trials and not kernels._chosen
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(7,), (2, 5, 9)])
+def test_products_while_a_shape_is_measured_match_f_linear(unmeasured, shape):
+    x, w, b = operands(*shape)
+    inputs = (x, x.mT.contiguous().mT) if x.ndim > 1 else (x,)
+    with torch.inference_mode():
+        for _ in range(kernels.WARMUP_CALLS + kernels.TIMED_CALLS + 1):
+            for inp in inputs:
+                torch.testing.assert_close(kernels.linear(inp, w, b), F.linear(x, w, b))
+    assert kernels.chosen_kernels() and not kernels._trials
+
+
+def test_autocast_dispatch_modes_and_determinism_get_f_linear_unmeasured(unmeasured):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passing(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert kernels.linear(x, w, b).dtype == F.linear(x, w, b).dtype == torch.bfloat16
+        with Passing():
+            assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
+        before = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            assert "mkldnn::_linear_pointwise" not in ops_run(lambda: kernels.linear(x, w, b))
+        finally:
+            torch.use_deterministic_algorithms(before)
+    assert not kernels._trials and not kernels._chosen
+
+
+def test_mismatched_shapes_get_f_linear_s_error(unmeasured):
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError) as theirs:
+            F.linear(x[..., :7], w, b)
+        with pytest.raises(RuntimeError) as ours:
+            kernels.linear(x[..., :7], w, b)
+    assert str(ours.value) == str(theirs.value)
+
+
+@needs_onednn
+def test_threads_sharing_a_shape_leave_one_choice_and_no_measurement(monkeypatch, unmeasured):
+    # Each product sleeps, so many calls are in flight when the choice is made: a call that
+    # looked before the choice must not start a new measurement after it.
+    for name in ("_onednn", "_mkl"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, k=kernel: time.sleep(0.001) or k(*a))
+    x, w, b = operands(3, 11)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                for _ in range(15):
+                    torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(kernels.chosen_kernels()) == 1
+    assert not kernels._trials
+
+
+@needs_onednn
+def test_a_call_that_arrives_after_the_choice_uses_it(unmeasured):
+    # A thread may find a shape unmeasured, then reach the bookkeeping after another thread
+    # chose: it must use the choice, not start measuring the shape again.
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        for _ in range(2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
+            kernels.linear(x, w, b)
+        (key,) = kernels._chosen
+        torch.testing.assert_close(kernels._measured(key, x, w, b), F.linear(x, w, b))
+    assert not kernels._trials

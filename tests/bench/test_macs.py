@@ -127,6 +127,7 @@ def test_products_count_the_same_whichever_kernel_this_cpu_chose(kernel_choice):
         for _ in range(3):
             count = count_macs_detailed(_Projection(), torch.randn(2, 7, 48))
             assert count.macs == 2 * 7 * 48 * 24
+        assert not kernels._trials  # a dispatch mode is active: nothing is measured
 
 
 class _Wave(nn.Module):
