@@ -7,7 +7,7 @@ it is only right while the weight is unchanged, and no cheap signal says so: an 
 kept copy is checked against its weight exactly (``torch.equal`` with a snapshot of the weight)
 once per forward pass (:func:`forward_pass`, entered by the separator's fast path), and trusted
 for the rest of that pass, in which no weight changes. Outside a pass, :meth:`Derived.get`
-returns ``None`` and callers make the copy at each call. (The same check on the matrix
+makes a fresh copy at each call. (The same check on the matrix
 products' weights, to keep oneDNN's blocked copies, cost as much as the copies saved.)
 """
 
@@ -61,13 +61,14 @@ class Derived:
         for key in [key for key in self.entries if key[0] == base_id]:
             del self.entries[key]
 
-    def get(self, weight: torch.Tensor) -> torch.Tensor | None:
-        """The kept copy of ``weight`` (a parameter or a view of one), or ``None`` outside a
-        :func:`forward_pass`. Made, or remade if the weight's values changed, at the first call
-        of a pass; inference tensors (no owner to outlive) are not kept."""
+    def get(self, weight: torch.Tensor) -> torch.Tensor:
+        """``make(weight)`` for a parameter or a view of one: within a :func:`forward_pass`, the
+        kept copy, made or remade (if the weight's values changed) at the first call of the
+        pass; outside a pass, and for inference tensors (no owner to outlive), a fresh copy."""
         checked = getattr(_state, "checked", None)
         if checked is None:
-            return None
+            with torch.no_grad():
+                return self.make(weight)
         base = weight if weight._base is None else weight._base
         key = (id(base), tuple(weight.shape), weight.stride(), weight.storage_offset())
         entry = self.entries.get(key)

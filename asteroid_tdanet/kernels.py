@@ -6,7 +6,7 @@ CI machine runs at about 57 GMAC/s on one core, while oneDNN's matmul (the kerne
 ``torch.ops.mkldnn._linear_pointwise``, which inductor uses for CPU linears) reaches about
 125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors. Elsewhere
 MKL is as fast or faster, and which one wins can depend on the shape: on an Intel Xeon limited to
-AVX2, oneDNN is as fast on TDANet's fine-scale projections and 10-15% slower on the coarsest
+AVX2, oneDNN is as fast on TDANet's fine-scale projections and 12-17% slower on the coarsest
 scale's feed-forward products. A probe timed on one shape in warm caches picked the wrong kernel
 there, so the choice is measured in the model's own calls: for each product shape (weight shape,
 number of rows within a power of two, thread count) the first inference-time calls alternate
@@ -46,9 +46,12 @@ _switch = Switch("TDANET_ONEDNN_LINEAR")
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 # Per product shape: untimed calls of each kernel (oneDNN builds its primitive at the first),
-# then timed calls of each, alternating, before the choice.
-WARMUP_CALLS = 1
-TIMED_CALLS = 5
+# then timed calls of each, alternating, before the choice. TDANet makes 16 calls of each shape
+# per forward pass, so the timed calls fall mostly in the second pass: the first one's calls also
+# pay for fresh memory and cold caches, and with only those a run of processes picked oneDNN for
+# one shape or another at random.
+WARMUP_CALLS = 4
+TIMED_CALLS = 12
 # oneDNN is chosen only if its median time is at most this share of MKL's: smaller differences
 # are within what one process's few calls can tell apart.
 MARGIN = 0.97
@@ -116,6 +119,12 @@ def _mkl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     return F.linear(x, weight, bias)
 
 
+def _product(
+    onednn: bool, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)
+
+
 def onednn_faster(onednn_s: list[float], mkl_s: list[float], margin: float = MARGIN) -> bool:
     """The choice from timed calls: oneDNN if its median is at most ``margin`` of MKL's."""
     if not onednn_s or not mkl_s:
@@ -135,9 +144,9 @@ def _measured(key: Key, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
             onednn_s, mkl_s = _trials.setdefault(key, ([], []))
             use_onednn = len(onednn_s) <= len(mkl_s)
     if onednn is not None:
-        return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)
+        return _product(onednn, x, weight, bias)
     start = time.perf_counter()
-    out = _onednn(x, weight, bias) if use_onednn else _mkl(x, weight, bias)
+    out = _product(use_onednn, x, weight, bias)
     elapsed = time.perf_counter() - start
     with _lock:
         if key in _trials:
@@ -204,4 +213,4 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     onednn = _chosen.get(key)
     if onednn is None:
         return _measured(key, x, weight, bias)
-    return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)
+    return _product(onednn, x, weight, bias)

@@ -352,14 +352,8 @@ def _kernel_flags(gate: torch.Tensor | None, sigmoid: bool, slope: float | None)
     )
 
 
+# A depthwise weight (C, 1, K) as (K, C) rows, kept within a forward pass of the fast path.
 _TAPS = Derived(lambda weight: weight.reshape(weight.shape[0], -1).t().contiguous())
-
-
-def _taps(weight: torch.Tensor) -> torch.Tensor:
-    """A depthwise weight ``(C, 1, K)`` as ``(K, C)`` rows (kept within a forward pass of the
-    fast path, see :mod:`~asteroid_tdanet.derived`)."""
-    taps = _TAPS.get(weight)
-    return weight.reshape(weight.shape[0], -1).t().contiguous() if taps is None else taps
 
 
 def depthwise(
@@ -418,7 +412,7 @@ def trusted_depthwise(
     out_frames = (frames + 2 * padding - kernel) // stride + 1
     out = torch.empty(batch, out_frames, channels, dtype=x.dtype)
     stats = torch.empty(2, batch, channels, dtype=torch.float64) if moments else None
-    taps = _taps(weight)  # bound to a name: alive until the call returns
+    taps = _TAPS.get(weight)  # bound to a name: alive until the call returns
     status = (lib or _LIB).tdanet_depthwise(
         x.data_ptr(),
         batch,

@@ -17,7 +17,6 @@ def counting() -> tuple[Derived, list[torch.Tensor]]:
 def test_kept_between_passes_while_the_weight_is_unchanged():
     derived, made = counting()
     weight = torch.nn.Parameter(torch.randn(4, 3))
-    assert derived.get(weight) is None  # outside a pass
     with forward_pass():
         first = derived.get(weight)
         assert derived.get(weight) is first
@@ -27,6 +26,18 @@ def test_kept_between_passes_while_the_weight_is_unchanged():
         assert derived.get(weight) is first
     assert len(made) == 1
     torch.testing.assert_close(first, 2 * weight.detach())
+
+
+def test_outside_a_pass_each_call_makes_a_fresh_copy():
+    derived, made = counting()
+    weight = torch.nn.Parameter(torch.randn(4, 3))
+    first = derived.get(weight)
+    torch.testing.assert_close(first, 2 * weight.detach())
+    assert not first.requires_grad  # made under no_grad
+    weight.data.mul_(3.0)
+    second = derived.get(weight)
+    torch.testing.assert_close(second, 2 * weight.detach())
+    assert len(made) == 2 and not derived.entries  # nothing kept
 
 
 def test_remade_after_any_change_of_the_weight():

@@ -32,6 +32,73 @@ def test_ratios_and_targets():
     assert "tdanet_vs_tdanet_plain" not in got  # no plain row: no ratio, no error
 
 
+def test_paired_ratios_are_taken_round_by_round():
+    # Round 3 was slow for both models: its paired ratio is 0.8 like the others, while the
+    # ratio of medians (100 / 110) is not.
+    tdanet = [80.0, 90.0, 400.0, 100.0, 88.0]
+    convtasnet = [100.0, 110.0, 500.0, 125.0, 110.0]
+    got = cpu_speed.paired_ratios(tdanet, convtasnet)
+    assert got == pytest.approx({"q1": 0.8, "median": 0.8, "q3": 0.8})
+    got = cpu_speed.paired_ratios([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    assert got == pytest.approx({"q1": 2.0, "median": 3.0, "q3": 4.0})
+    assert cpu_speed.paired_ratios([3.0], [2.0]) == {"q1": 1.5, "median": 1.5, "q3": 1.5}
+    with pytest.raises(ValueError, match="same rounds of both models, got 2 and 3"):
+        cpu_speed.paired_ratios([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="got 0 and 0"):
+        cpu_speed.paired_ratios([], [])
+
+
+@pytest.mark.parametrize(
+    ("q1", "q3", "expected"),
+    [
+        (0.80, 0.90, "met"),  # the limit itself counts as met, as in *_met
+        (0.85, 0.91, "within noise"),
+        (0.90, 0.95, "within noise"),
+        (0.91, 0.95, "not met"),
+    ],
+)
+def test_verdict_is_met_only_beyond_the_spread_of_rounds(q1, q3, expected):
+    assert cpu_speed.verdict({"q1": q1, "median": (q1 + q3) / 2, "q3": q3}, 0.9) == expected
+
+
+def test_ratios_carry_the_paired_spread_and_verdict_when_rounds_are_kept():
+    rounds = {"tdanet": [80.0, 90.0, 100.0], "convtasnet": [100.0, 95.0, 100.0]}
+    rows = {
+        name: {"median_ms": sorted(values)[1], "rounds_ms": values}
+        for name, values in rounds.items()
+    }
+    rows["sepformer"] = {"median_ms": 1000.0}  # no rounds: no paired spread
+    got = cpu_speed.ratios({"t1_1s": rows})["t1_1s"]
+    assert got["tdanet_vs_convtasnet"] == 90 / 100
+    paired = got["tdanet_vs_convtasnet_paired"]
+    middle = 90 / 95  # round ratios 0.8, 90 / 95 and 1.0
+    expected = {"q1": (0.8 + middle) / 2, "median": middle, "q3": (middle + 1) / 2}
+    assert paired == pytest.approx(expected)
+    assert got["tdanet_vs_convtasnet_met"]
+    assert got["tdanet_vs_convtasnet_verdict"] == "within noise"
+    assert got["tdanet_vs_sepformer"] == 0.09
+    assert "tdanet_vs_sepformer_paired" not in got and "tdanet_vs_sepformer_verdict" not in got
+
+
+def test_short_inputs_get_their_own_number_of_rounds(monkeypatch):
+    asked = []
+    monkeypatch.setattr(
+        cpu_speed,
+        "time_interleaved",
+        lambda runners, repeats, warmup: (
+            asked.append(repeats) or {name: [0.001] * repeats for name in runners}
+        ),
+    )
+    monkeypatch.setattr(cpu_speed, "build_model", lambda *args, **kwargs: torch.nn.Identity())
+    got = cpu_speed.time_models(["tdanet"], 8000, [0.5, 1.0, 4.0], [1], 3, 0, short_repeats=7)
+    assert asked == [7, 7, 3]
+    assert got["t1_1s"]["tdanet"]["rounds_ms"] == [1.0] * 7
+    assert got["t1_4s"]["tdanet"]["n"] == 3
+    asked.clear()
+    cpu_speed.time_models(["tdanet"], 8000, [1.0], [1], 3, 0)
+    assert asked == [3]
+
+
 def test_thread_scaling_ratio():
     timings = {
         "t1_1s": {"tdanet": {"median_ms": 100.0}},
@@ -75,7 +142,8 @@ def test_a_failed_fresh_process_is_named_with_its_error():
         cpu_speed._run_fresh("raise SystemExit('boom')", "thread-scaling run")
 
 
-TINY = ["--tiny", "--repeats", "1", "--warmup", "0", "--seconds", "0.25", "--threads", "1"]
+TINY = ["--tiny", "--repeats", "1", "--short-repeats", "1", "--warmup", "0"]
+TINY += ["--seconds", "0.25", "--threads", "1"]
 TINY += ["--first-call-seconds", "0.25", "--first-call-repeats", "1"]
 
 
