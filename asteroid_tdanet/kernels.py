@@ -7,16 +7,22 @@ CI machine runs at about 57 GMAC/s on one core, while oneDNN's matmul (the kerne
 125 GMAC/s on the same shapes: MKL does not use the AVX-512 units of AMD processors. Elsewhere
 MKL is as fast or faster, and which one wins can depend on the shape: on an Intel Xeon limited to
 AVX2, oneDNN is as fast on TDANet's fine-scale projections and 12-17% slower on the coarsest
-scale's feed-forward products. A probe timed on one shape in warm caches picked the wrong kernel
-there, so the choice is measured in the model's own calls: for each product shape (weight shape,
-number of rows within a power of two, thread count) the first inference-time calls alternate
-between the two kernels, timed, and from then on the faster one serves that shape for the life of
-the process (:func:`chosen_kernels` lists the choices). MKL is kept unless oneDNN is clearly
-faster: training always runs ``F.linear``, so inference then computes the same rounding.
+scale's feed-forward products. MKL itself is faster on an Intel Xeon's AVX-512 units when the
+weight is stored transposed, ``(in_features, out_features)`` row-major (``torch.addmm`` with a
+contiguous copy): 13-22% on TDANet's 64-row products, 2-7% on its 1000-row ones; limited to AVX2
+it makes no difference. A probe timed on one shape in warm caches picked the wrong kernel, so the
+choice is measured in the model's own calls: for each product shape (weight shape, number of rows
+within a power of two, thread count) the first inference-time calls cycle through the kernels,
+timed, and from then on the fastest serves that shape for the life of the process
+(:func:`chosen_kernels` lists the choices). ``F.linear`` is kept unless another kernel is
+clearly faster: training always runs it, so inference then computes the same rounding.
 
-oneDNN's op has no autograd formula, so it is used only when no gradient is needed; it accepts
-float32 only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the
-``onednn_linear(False)`` context manager switch it off.
+The transposed copies are kept per weight within a forward pass of the separator's fast path and
+checked against their weights once per pass (:mod:`~asteroid_tdanet.derived`); outside a pass
+that kernel is ``F.linear``. oneDNN's op has no autograd formula; like the copies, it is used
+only when no gradient is needed, for float32 only. ``TDANET_ONEDNN_LINEAR=0``,
+``set_onednn_linear(False)`` or the ``onednn_linear(False)`` context manager send every product
+to ``F.linear``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
+from .derived import Derived
 from .switch import Switch
 
 __all__ = [
@@ -45,22 +52,24 @@ __all__ = [
 _switch = Switch("TDANET_ONEDNN_LINEAR")
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
+# The kernels a product may run on: F.linear (MKL), MKL with the weight transposed, oneDNN.
+MKL, MKL_TRANSPOSED, ONEDNN = "mkl", "mkl_transposed", "onednn"
 # Per product shape: untimed calls of each kernel (oneDNN builds its primitive at the first),
-# then timed calls of each, alternating, before the choice. TDANet makes 16 calls of each shape
+# then timed calls of each, in turn, before the choice. TDANet makes 16 calls of each shape
 # per forward pass, so the timed calls fall mostly in the second pass: the first one's calls also
 # pay for fresh memory and cold caches, and with only those a run of processes picked oneDNN for
 # one shape or another at random.
 WARMUP_CALLS = 4
 TIMED_CALLS = 12
-# oneDNN is chosen only if its median time is at most this share of MKL's: smaller differences
-# are within what one process's few calls can tell apart.
+# Another kernel replaces F.linear only if its median time is at most this share of F.linear's:
+# smaller differences are within what one process's few calls can tell apart.
 MARGIN = 0.97
 
-# (rows' bit length, in_features, out_features, threads) -> oneDNN chosen (True) or MKL.
+# (rows' bit length, in_features, out_features, threads) -> the kernel chosen.
 Key = tuple[int, int, int, int]
-_chosen: dict[Key, bool] = {}
-# Shapes being measured: the seconds of each call so far, oneDNN's then MKL's.
-_trials: dict[Key, tuple[list[float], list[float]]] = {}
+_chosen: dict[Key, str] = {}
+# Shapes being measured: the seconds of each kernel's calls so far.
+_trials: dict[Key, dict[str, list[float]]] = {}
 _lock = threading.Lock()
 
 
@@ -119,40 +128,71 @@ def _mkl(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
     return F.linear(x, weight, bias)
 
 
-def _product(
-    onednn: bool, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+# A weight as (in_features, out_features), contiguous: MKL's faster layout on AVX-512.
+_TRANSPOSED = Derived(lambda weight: weight.t().contiguous())
+
+
+def _mkl_transposed(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
-    return _onednn(x, weight, bias) if onednn else _mkl(x, weight, bias)
+    transposed = _TRANSPOSED.kept(weight)
+    if transposed is None:  # outside a forward pass: no kept copy to use
+        return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.mm(rows, transposed) if bias is None else torch.addmm(bias, rows, transposed)
+    return out.view(*x.shape[:-1], transposed.shape[1])
 
 
-def onednn_faster(onednn_s: list[float], mkl_s: list[float], margin: float = MARGIN) -> bool:
-    """The choice from timed calls: oneDNN if its median is at most ``margin`` of MKL's."""
-    if not onednn_s or not mkl_s:
-        raise ValueError("onednn_faster: needs timed calls of both kernels")
-    return median(onednn_s) <= margin * median(mkl_s)
+def _product(
+    kernel: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    if kernel == ONEDNN:
+        return _onednn(x, weight, bias)
+    if kernel == MKL_TRANSPOSED:
+        return _mkl_transposed(x, weight, bias)
+    return _mkl(x, weight, bias)
+
+
+def fastest(timed: dict[str, list[float]], margin: float = MARGIN) -> str:
+    """The choice from timed calls: the kernel with the lowest median time, if that median is at
+    most ``margin`` of F.linear's (``mkl``); else ``mkl``.
+
+    Args:
+        timed: Kernel name -> the seconds of its timed calls; must include ``mkl``.
+    """
+    if not timed.get(MKL) or not all(timed.values()):
+        raise ValueError(f"fastest: needs timed calls of mkl and of every kernel, got {timed}")
+    medians = {kernel: median(seconds) for kernel, seconds in timed.items()}
+    best = min(medians, key=medians.__getitem__)
+    return best if medians[best] <= margin * medians[MKL] else MKL
+
+
+def _candidates() -> tuple[str, ...]:
+    return (ONEDNN, MKL, MKL_TRANSPOSED) if onednn_linear_available() else (MKL, MKL_TRANSPOSED)
 
 
 def _measured(key: Key, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """One call of a shape still being measured: the kernel with fewer calls so far, timed.
+    """One call of a shape still being measured: the kernel with the fewest calls so far (in
+    the order of :func:`_candidates` on ties), timed.
 
     The bookkeeping is under a lock (Python threads may share a model); the product is not,
     so products of threads running at once may be timed while competing for the cores.
     """
     with _lock:
-        onednn = _chosen.get(key)
-        if onednn is None:  # (another thread may have decided since the caller looked)
-            onednn_s, mkl_s = _trials.setdefault(key, ([], []))
-            use_onednn = len(onednn_s) <= len(mkl_s)
-    if onednn is not None:
-        return _product(onednn, x, weight, bias)
+        chosen = _chosen.get(key)
+        if chosen is None:  # (another thread may have decided since the caller looked)
+            trials = _trials.setdefault(key, {kernel: [] for kernel in _candidates()})
+            kernel = min(trials, key=lambda name: len(trials[name]))
+    if chosen is not None:
+        return _product(chosen, x, weight, bias)
     start = time.perf_counter()
-    out = _product(use_onednn, x, weight, bias)
+    out = _product(kernel, x, weight, bias)
     elapsed = time.perf_counter() - start
     with _lock:
         if key in _trials:
-            (onednn_s if use_onednn else mkl_s).append(elapsed)
-            if min(len(onednn_s), len(mkl_s)) >= WARMUP_CALLS + TIMED_CALLS:
-                _chosen[key] = onednn_faster(onednn_s[WARMUP_CALLS:], mkl_s[WARMUP_CALLS:])
+            trials[kernel].append(elapsed)
+            if min(map(len, trials.values())) >= WARMUP_CALLS + TIMED_CALLS:
+                _chosen[key] = fastest({k: t[WARMUP_CALLS:] for k, t in trials.items()})
                 del _trials[key]
     return out
 
@@ -161,18 +201,19 @@ def chosen_kernels() -> dict[str, str]:
     """The kernel chosen for each product shape measured so far in this process.
 
     Returns:
-        ``{"<in>x<out>, <lo>-<hi> rows, <n> threads": "onednn" or "mkl"}``.
+        ``{"<in>x<out>, <lo>-<hi> rows, <n> threads": "mkl", "mkl_transposed" or "onednn"}``.
     """
     out = {}
-    for (bits, inner, cols, threads), onednn in sorted(_chosen.items()):
+    for (bits, inner, cols, threads), kernel in sorted(_chosen.items()):
         rows = f"{1 << (bits - 1)}-{(1 << bits) - 1}" if bits else "0"
-        out[f"{inner}x{cols}, {rows} rows, {threads} threads"] = "onednn" if onednn else "mkl"
+        out[f"{inner}x{cols}, {rows} rows, {threads} threads"] = kernel
     return out
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN when nothing needs a gradient and, for this
-    shape on this CPU, it was measured faster (see the module's description).
+    """``F.linear(x, weight, bias)``, through another kernel (oneDNN, or MKL on a transposed
+    weight) when nothing needs a gradient and, for this shape on this CPU, it was measured
+    faster (see the module's description).
 
     Args:
         x: ``(..., in_features)``.
@@ -205,12 +246,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         or torch.compiler.is_compiling()
         or torch.compiler.is_exporting()
         or torch.jit.is_tracing()
-        or not onednn_linear_available()
     ):
         return F.linear(x, weight, bias)
     rows = x.numel() // x.shape[-1]
     key = (rows.bit_length(), weight.shape[1], weight.shape[0], torch.get_num_threads())
-    onednn = _chosen.get(key)
-    if onednn is None:
+    chosen = _chosen.get(key)
+    if chosen is None:
         return _measured(key, x, weight, bias)
-    return _product(onednn, x, weight, bias)
+    return _product(chosen, x, weight, bias)

@@ -6,7 +6,7 @@ import gc
 
 import torch
 
-from asteroid_tdanet.derived import Derived, forward_pass
+from asteroid_tdanet.derived import Derived, forward_pass, same_bits
 
 
 def counting() -> tuple[Derived, list[torch.Tensor]]:
@@ -79,3 +79,30 @@ def test_inference_tensors_are_not_kept():
             torch.testing.assert_close(derived.get(weight), 2 * weight)
             derived.get(weight)
     assert len(made) == 2 and not derived.entries
+
+
+def test_same_bits_compares_bits_not_values():
+    weight = torch.tensor([1.0, float("nan"), 0.0, -3.5])
+    snapshot = weight.clone()
+    assert same_bits(snapshot, weight)  # a NaN is still the same NaN
+    weight[2] = -0.0  # equal in value, not in bits: the copy is remade
+    assert not same_bits(snapshot, weight) and torch.equal(snapshot[2:], weight[2:])
+    weight[2] = 0.0
+    weight[3] = -3.4999998
+    assert not same_bits(snapshot, weight)
+    assert not same_bits(snapshot, weight[:3])  # another shape
+    assert not same_bits(snapshot, snapshot.double())  # another dtype
+    assert same_bits(torch.empty(0), torch.empty(0))
+    # A strided weight is compared by value (torch.equal).
+    grid = torch.arange(12.0).view(3, 4)
+    assert same_bits(grid.t().contiguous(), grid.t())
+    assert not same_bits(grid.t().contiguous(), (grid + 1).t())
+
+
+def test_a_weight_holding_a_nan_keeps_its_copy_between_passes():
+    derived, made = counting()
+    weight = torch.nn.Parameter(torch.tensor([[1.0, float("nan")], [2.0, 3.0]]))
+    for _ in range(3):
+        with forward_pass():
+            derived.get(weight)
+    assert len(made) == 1

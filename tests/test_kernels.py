@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.profiler import profile
 
 from asteroid_tdanet import kernels
+from asteroid_tdanet.derived import forward_pass
 
 needs_onednn = pytest.mark.skipif(
     not kernels.onednn_linear_available(), reason="this torch build has no oneDNN matmul"
@@ -90,13 +91,20 @@ def test_a_choice_of_mkl_sends_products_to_f_linear(kernel_choice):
         assert torch.equal(kernels.linear(x, w, b), F.linear(x, w, b))
 
 
-def test_onednn_is_chosen_only_when_clearly_faster():
-    assert kernels.onednn_faster([0.96, 0.9, 5.0], [1.0, 1.0, 0.1])  # medians: 0.96 vs 1.0
-    assert not kernels.onednn_faster([0.98] * 3, [1.0] * 3)  # within the margin: MKL
-    assert not kernels.onednn_faster([1.0] * 3, [1.0] * 3)
-    assert not kernels.onednn_faster([1.2] * 3, [1.0] * 3)
-    with pytest.raises(ValueError, match="both kernels"):
-        kernels.onednn_faster([], [1.0])
+def test_another_kernel_is_chosen_only_when_clearly_faster():
+    mkl = [1.0, 1.0, 0.1]  # median 1.0
+    assert kernels.fastest({"mkl": mkl, "onednn": [0.96, 0.9, 5.0]}) == "onednn"  # 0.96
+    assert kernels.fastest({"mkl": mkl, "onednn": [0.98] * 3}) == "mkl"  # within the margin
+    assert kernels.fastest({"mkl": mkl, "onednn": [1.0] * 3}) == "mkl"
+    assert kernels.fastest({"mkl": mkl, "onednn": [1.2] * 3}) == "mkl"
+    three = {"mkl": mkl, "onednn": [0.95] * 3, "mkl_transposed": [0.9] * 3}
+    assert kernels.fastest(three) == "mkl_transposed"  # the fastest of those clearly faster
+    assert kernels.fastest({**three, "onednn": [0.8] * 3}) == "onednn"
+    assert kernels.fastest({"mkl": mkl}) == "mkl"
+    with pytest.raises(ValueError, match="timed calls of mkl and of every kernel"):
+        kernels.fastest({"mkl": [], "onednn": [1.0]})
+    with pytest.raises(ValueError, match="timed calls of mkl and of every kernel"):
+        kernels.fastest({"mkl": [1.0], "onednn": []})
 
 
 def _slowed(kernel, calls: list[str], name: str):
@@ -109,33 +117,94 @@ def _slowed(kernel, calls: list[str], name: str):
     return run
 
 
+KERNELS = ("onednn", "mkl", "mkl_transposed")  # the order in which they take turns
+
+
 @needs_onednn
-@pytest.mark.parametrize("slow", ["onednn", "mkl"])
-def test_each_shape_alternates_the_kernels_then_keeps_the_faster(monkeypatch, unmeasured, slow):
+@pytest.mark.parametrize("fast", KERNELS)
+def test_each_shape_cycles_through_the_kernels_then_keeps_the_fastest(
+    monkeypatch, unmeasured, fast
+):
     calls: list[str] = []
-    for name in ("onednn", "mkl"):
+    for name in KERNELS:
         kernel = getattr(kernels, f"_{name}")
-        monkeypatch.setattr(kernels, f"_{name}", _slowed(kernel, calls, name))
-    monkeypatch.setattr(kernels, f"_{slow}", _slowed(getattr(kernels, f"_{slow}"), [], "slow"))
+        kernel = _slowed(kernel, calls, name)
+        if name != fast:  # every kernel but one is slowed
+            kernel = _slowed(kernel, [], "slow")
+        monkeypatch.setattr(kernels, f"_{name}", kernel)
     x, w, b = operands(3, 11)
-    measured = 2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
-    with torch.inference_mode():
+    measured = 3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
+    with torch.inference_mode(), forward_pass():
         for _ in range(measured):
             torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
-        assert calls == ["onednn", "mkl"] * (measured // 2)
-        assert list(kernels.chosen_kernels().values()) == ["mkl" if slow == "onednn" else "onednn"]
+        assert calls == list(KERNELS) * (measured // 3)
+        assert list(kernels.chosen_kernels().values()) == [fast]
         del calls[:]
         for _ in range(3):
             kernels.linear(x, w, b)
-    fast = "mkl" if slow == "onednn" else "onednn"
     assert calls == [fast] * 3
     assert not kernels._trials
+
+
+def test_without_onednn_the_two_mkl_kernels_take_turns(monkeypatch, unmeasured):
+    monkeypatch.setattr(kernels, "onednn_linear_available", lambda: False)
+    calls: list[str] = []
+    for name in KERNELS:
+        monkeypatch.setattr(kernels, f"_{name}", _slowed(getattr(kernels, f"_{name}"), calls, name))
+    x, w, b = operands(3, 11)
+    measured = 2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
+    with torch.inference_mode(), forward_pass():
+        for _ in range(measured):
+            torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
+    assert calls == ["mkl", "mkl_transposed"] * (measured // 2)
+    assert list(kernels.chosen_kernels().values())[0] in ("mkl", "mkl_transposed")
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 11), (2, 5, 9), (0, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_transposed_weight_kernel_matches_f_linear(kernel_choice, shape, bias):
+    kernel_choice(kernels.MKL_TRANSPOSED)
+    x, w, b = operands(*shape, bias=bias)
+    weight = torch.nn.Parameter(w)
+    xt = x.mT.contiguous().mT if x.ndim > 1 else x  # a non-contiguous input too
+    with torch.inference_mode(), forward_pass():
+        for inputs in (x, xt):
+            out = kernels.linear(inputs, weight, b)
+            assert out.shape == F.linear(x, w, b).shape
+            torch.testing.assert_close(out, F.linear(x, w, b))
+        ops = ops_run(lambda: kernels.linear(x, weight, b))
+    assert "aten::linear" not in ops and ("aten::addmm" if bias else "aten::mm") in ops
+
+
+def test_the_transposed_copy_follows_every_change_of_the_weight(kernel_choice):
+    # Within a pass the kept copy is trusted; between passes a change through .data (no version
+    # bump, same pointer) must reach it.
+    kernel_choice(kernels.MKL_TRANSPOSED)
+    x, w, b = operands(3, 11)
+    conv = torch.nn.Conv1d(48, 24, 1)
+    with torch.no_grad():
+        conv.weight.copy_(w.unsqueeze(-1))
+    for scale in (1.0, -2.0, 0.5):
+        conv.weight.data.mul_(scale)
+        weight = conv.weight.squeeze(-1)  # a new view at each call, as the fast path passes it
+        with torch.inference_mode(), forward_pass():
+            out = kernels.linear(x, weight, b)
+        torch.testing.assert_close(out, F.linear(x, conv.weight.squeeze(-1), b))
+
+
+def test_outside_a_forward_pass_the_transposed_kernel_is_f_linear(kernel_choice):
+    kernel_choice(kernels.MKL_TRANSPOSED)
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        ops = ops_run(lambda: kernels.linear(x, torch.nn.Parameter(w), b))
+        assert torch.equal(kernels.linear(x, torch.nn.Parameter(w), b), F.linear(x, w, b))
+    assert "aten::linear" in ops and "aten::t" in ops  # F.linear's own transposed view
 
 
 @needs_onednn
 def test_shapes_rows_and_thread_counts_are_measured_apart(unmeasured):
     x, w, b = operands(3, 11)
-    calls = 2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
+    calls = 3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
     threads = torch.get_num_threads()
     with torch.inference_mode():
         for inputs in (x, x[:, :5], torch.cat([x, x], 1)):  # 33, 15 and 66 rows
@@ -186,7 +255,7 @@ def test_products_while_a_shape_is_measured_match_f_linear(unmeasured, shape):
     x, w, b = operands(*shape)
     inputs = (x, x.mT.contiguous().mT) if x.ndim > 1 else (x,)
     with torch.inference_mode():
-        for _ in range(kernels.WARMUP_CALLS + kernels.TIMED_CALLS + 1):
+        for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
             for inp in inputs:
                 torch.testing.assert_close(kernels.linear(inp, w, b), F.linear(x, w, b))
     assert kernels.chosen_kernels() and not kernels._trials
@@ -228,7 +297,7 @@ def test_mismatched_shapes_get_f_linear_s_error(unmeasured):
 def test_threads_sharing_a_shape_leave_one_choice_and_no_measurement(monkeypatch, unmeasured):
     # Each product sleeps, so many calls are in flight when the choice is made: a call that
     # looked before the choice must not start a new measurement after it.
-    for name in ("_onednn", "_mkl"):
+    for name in ("_onednn", "_mkl", "_mkl_transposed"):
         kernel = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, k=kernel: time.sleep(0.001) or k(*a))
     x, w, b = operands(3, 11)
@@ -258,7 +327,7 @@ def test_a_call_that_arrives_after_the_choice_uses_it(unmeasured):
     # chose: it must use the choice, not start measuring the shape again.
     x, w, b = operands(3, 11)
     with torch.inference_mode():
-        for _ in range(2 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
+        for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
             kernels.linear(x, w, b)
         (key,) = kernels._chosen
         torch.testing.assert_close(kernels._measured(key, x, w, b), F.linear(x, w, b))

@@ -393,27 +393,34 @@ def measure_thread_scaling(
     }
 
 
-# TDANet's two kinds of matrix product at 1 s of 8 kHz audio (4 ms kernel: 1010 frames, 64 at the
-# coarsest scale): the U-block's 1x1 projections and the attention's input projection.
+# TDANet's kinds of matrix product at 1 s of 8 kHz audio (4 ms kernel: 1010 frames, 64 at the
+# coarsest scale): the U-block's 1x1 projections, the attention's input projection and the
+# coarsest scale's feed-forward products.
 GEMM_SHAPES = {
     "projection_1010x128x512": (1010, 128, 512),
     "attention_64x512x1536": (64, 512, 1536),
+    "feed_forward_64x512x1024": (64, 512, 1024),
 }
 
 
-def _product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, onednn: bool):
+def _product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, kernel: str):
     # The kernels themselves: kernels.linear would send the product to its measured choice.
-    if onednn:
+    if kernel == kernels.ONEDNN:
         return lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    if kernel == kernels.MKL_TRANSPOSED:
+        transposed = w.t().contiguous()
+        return lambda: torch.addmm(b, x, transposed)
     return lambda: torch.nn.functional.linear(x, w, b)
 
 
 def gemm_rates(repeats: int = 21) -> dict[str, dict[str, float]]:
-    """GMAC/s of ``F.linear`` (MKL) and of oneDNN's matmul on TDANet's shapes, 1 thread.
+    """GMAC/s of each matrix-product kernel (``kernels``) on TDANet's shapes, 1 thread.
 
     Returns:
-        ``{shape: {"mkl_gmacs": ..., "onednn_gmacs": ..., "onednn_vs_mkl": ...}}``; the oneDNN
-        figures are absent where this torch build has no oneDNN matmul.
+        ``{shape: {"mkl_gmacs": ..., "mkl_transposed_gmacs": ..., "onednn_gmacs": ...,
+        "mkl_transposed_vs_mkl": ..., "onednn_vs_mkl": ...}}`` (GMAC/s, and each kernel's rate
+        over ``F.linear``'s); the oneDNN figures are absent where this torch build has no
+        oneDNN matmul.
     """
     out: dict[str, dict[str, float]] = {}
     generator = torch.Generator().manual_seed(0)
@@ -422,9 +429,9 @@ def gemm_rates(repeats: int = 21) -> dict[str, dict[str, float]]:
         w = torch.randn(cols, inner, generator=generator)
         b = torch.randn(cols, generator=generator)
 
-        runners = {"mkl": _product(x, w, b, onednn=False)}
-        if kernels.onednn_linear_available():
-            runners["onednn"] = _product(x, w, b, onednn=True)
+        names = [kernels.MKL, kernels.MKL_TRANSPOSED]
+        names += [kernels.ONEDNN] if kernels.onednn_linear_available() else []
+        runners = {name: _product(x, w, b, name) for name in names}
         with num_threads(1):
             times = time_interleaved(runners, repeats=repeats, warmup=3)
         macs = rows * inner * cols
@@ -432,8 +439,8 @@ def gemm_rates(repeats: int = 21) -> dict[str, dict[str, float]]:
             f"{kind}_gmacs": macs / summarize(values, 1.0).median_s / 1e9
             for kind, values in times.items()
         }
-        if "onednn_gmacs" in out[name]:
-            out[name]["onednn_vs_mkl"] = out[name]["onednn_gmacs"] / out[name]["mkl_gmacs"]
+        for kind in names[1:]:
+            out[name][f"{kind}_vs_mkl"] = out[name][f"{kind}_gmacs"] / out[name]["mkl_gmacs"]
     return out
 
 
@@ -728,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fast_path_default": fast.fast_path_enabled(),
             "onednn_linear": kernels.onednn_linear_available(),
             # Measured per product shape by kernels.linear at first use, in this process.
-            "onednn_linear_chosen": kernels.chosen_kernels(),
+            "linear_kernels_chosen": kernels.chosen_kernels(),
             "native_kernels": native.describe(),
             "allocator": "glibc keeps freed memory for reuse (runtime.configure_cpu_process, "
             "as tdanet-separate); first_call_default_allocator: glibc defaults",

@@ -184,10 +184,12 @@ def test_tiny_run_writes_a_result_per_host_and_keeps_other_hosts(tmp_path):
     assert host["first_call"]["0.25s"]["first_s"] > 0
     assert host["first_call_default_allocator"]["0.25s"]["first_s"] > 0
     assert host["thread_scaling"] is None  # --threads 1: nothing to compare
+    assert host["gemm"].keys() == set(cpu_speed.GEMM_SHAPES)
     for rates in host["gemm"].values():
         assert rates["mkl_gmacs"] > 0
-        if kernels.onednn_linear_available():
-            assert rates["onednn_vs_mkl"] == rates["onednn_gmacs"] / rates["mkl_gmacs"]
+        kinds = ["mkl_transposed"] + (["onednn"] if kernels.onednn_linear_available() else [])
+        for kind in kinds:
+            assert rates[f"{kind}_vs_mkl"] == rates[f"{kind}_gmacs"] / rates["mkl_gmacs"]
 
 
 def test_entries_from_before_per_cpu_keys_take_the_header_and_the_cpu_they_recorded():
@@ -298,3 +300,13 @@ def test_make_measures_8_and_16_khz_into_one_file():
     passes = [line for line in recipe.splitlines() if "asteroid_tdanet.bench.cpu_speed" in line]
     assert len(passes) == 2 and all("--out results/cpu-speed.json" in line for line in passes)
     assert "--sample-rate" not in passes[0] and "--sample-rate 16000" in passes[1]
+
+
+@pytest.mark.parametrize("kernel", ["mkl", "mkl_transposed", "onednn"])
+def test_the_gemm_rates_time_each_kernel_on_the_same_product(kernel):
+    if kernel == "onednn" and not kernels.onednn_linear_available():
+        pytest.skip("this torch build has no oneDNN matmul")
+    generator = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*shape, generator=generator) for shape in ((9, 16), (8, 16), (8,)))
+    with torch.inference_mode():
+        torch.testing.assert_close(cpu_speed._product(x, w, b, kernel)(), x @ w.T + b)
