@@ -175,7 +175,7 @@ results-demo: venv
 # CPU inference speed of TDANet (fast path) against its baselines, side by side (README,
 # "Efficiency"), once per host kind: the CPU as it is, and on an AVX-512 CPU limited to AVX2
 # (fresh process each), at 8 kHz; then a second pass at 16 kHz, 1 thread, without the first-call
-# and thread-scaling parts. About 10 minutes per host kind, plus 5 for the 16 kHz pass; run it
+# and thread-scaling parts. About 12 minutes per host kind, plus 7 for the 16 kHz pass; run it
 # alone on the machine (flock /tmp/tdanet-heavy.lock). CPU_SPEED_ARGS narrows both passes (e.g.
 # "--seconds 1 --hosts native"); the result file records them.
 CPU_SPEED_ARGS ?=
