@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["Derived", "forward_pass", "same_bits"]
+__all__ = ["Derived", "forward_pass", "in_forward_pass", "same_bits"]
 
 # Per thread: how deep in forward_pass() it is, and which copies were checked in this pass.
 _state = threading.local()
@@ -50,7 +50,7 @@ def forward_pass() -> Iterator[None]:
 def _libc_memcmp() -> Callable[..., int] | None:
     try:
         function = ctypes.CDLL(None).memcmp
-    except (OSError, AttributeError):  # no C library to ask (e.g. some Windows builds)
+    except (OSError, AttributeError, TypeError):  # no C library to ask (Windows takes no None)
         return None
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
     function.restype = ctypes.c_int
@@ -61,19 +61,26 @@ _memcmp = _libc_memcmp()
 
 
 def same_bits(snapshot: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``weight`` still holds the bits of ``snapshot`` (a contiguous clone of it).
+    """Whether ``weight`` still holds the bits of ``snapshot`` (a clone of it).
 
-    Bits, not values: a copy made from a NaN is still right while the NaN is there (``torch.equal``
-    would call it changed at every pass), and a zero whose sign flipped gets a new copy. For
-    contiguous CPU tensors one ``memcmp``, about twice as fast as ``torch.equal``, which matters
-    for the megabytes of matrix-product weights checked once per pass.
+    Bits, not values, for contiguous CPU tensors (one ``memcmp``, about twice as fast as
+    ``torch.equal``, which matters for the megabytes of matrix-product weights checked once per
+    pass): a copy made from a NaN is still right while the NaN is there, and a zero whose sign
+    flipped gets a new copy. Other tensors are compared by value (``torch.equal``: a NaN then
+    counts as a change, which only costs a new copy).
     """
     if snapshot.shape != weight.shape or snapshot.dtype != weight.dtype:
         return False
-    if _memcmp is None or not (weight.is_cpu and weight.is_contiguous()):
+    both = (snapshot, weight)
+    if _memcmp is None or not all(t.is_cpu and t.is_contiguous() for t in both):
         return bool(torch.equal(snapshot, weight))
     size = weight.numel() * weight.element_size()
     return size == 0 or _memcmp(snapshot.data_ptr(), weight.data_ptr(), size) == 0
+
+
+def in_forward_pass() -> bool:
+    """Whether this thread is inside a :func:`forward_pass` (where copies are kept)."""
+    return getattr(_state, "checked", None) is not None
 
 
 class Derived:
@@ -88,10 +95,13 @@ class Derived:
         # (id of the weight's base tensor, shape, strides, storage offset) -> (weak reference
         # to the base, snapshot of the weight's values, the copy).
         self.entries: dict[tuple, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+        # Reentrant: a finalizer (_forget) may run in the middle of an update, in the same thread.
+        self._lock = threading.RLock()
 
     def _forget(self, base_id: int) -> None:
-        for key in [key for key in self.entries if key[0] == base_id]:
-            del self.entries[key]
+        with self._lock:
+            for key in [key for key in self.entries if key[0] == base_id]:
+                del self.entries[key]
 
     def get(self, weight: torch.Tensor) -> torch.Tensor:
         """``make(weight)`` for a parameter or a view of one: within a :func:`forward_pass`, the
@@ -113,9 +123,10 @@ class Derived:
         key = (id(base), tuple(weight.shape), weight.stride(), weight.storage_offset())
         entry = self.entries.get(key)
         if (key, id(self)) not in checked or entry is None:
-            with torch.no_grad():
+            with torch.no_grad(), self._lock:
                 if base.is_inference():
                     return self.make(weight)
+                entry = self.entries.get(key)  # (another thread may have made it meanwhile)
                 if entry is None or entry[0]() is not base or not same_bits(entry[1], weight):
                     if not any(other[0] == id(base) for other in self.entries):
                         weakref.finalize(base, self._forget, id(base))

@@ -19,10 +19,10 @@ clearly faster: training always runs it, so inference then computes the same rou
 
 The transposed copies are kept per weight within a forward pass of the separator's fast path and
 checked against their weights once per pass (:mod:`~asteroid_tdanet.derived`); outside a pass
-that kernel is ``F.linear``. oneDNN's op has no autograd formula; like the copies, it is used
-only when no gradient is needed, for float32 only. ``TDANET_ONEDNN_LINEAR=0``,
-``set_onednn_linear(False)`` or the ``onednn_linear(False)`` context manager send every product
-to ``F.linear``.
+that kernel is ``F.linear``, and shapes not yet measured are not measured there. oneDNN's op has
+no autograd formula; like the copies, it is used only when no gradient is needed, for float32
+only. ``TDANET_ONEDNN_LINEAR=0``, ``set_onednn_linear(False)`` or the ``onednn_linear(False)``
+context manager send every product to ``F.linear``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
-from .derived import Derived
+from .derived import Derived, in_forward_pass
 from .switch import Switch
 
 __all__ = [
@@ -55,10 +55,10 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 # The kernels a product may run on: F.linear (MKL), MKL with the weight transposed, oneDNN.
 MKL, MKL_TRANSPOSED, ONEDNN = "mkl", "mkl_transposed", "onednn"
 # Per product shape: untimed calls of each kernel (oneDNN builds its primitive at the first),
-# then timed calls of each, in turn, before the choice. TDANet makes 16 calls of each shape
-# per forward pass, so the timed calls fall mostly in the second pass: the first one's calls also
-# pay for fresh memory and cold caches, and with only those a run of processes picked oneDNN for
-# one shape or another at random.
+# then timed calls of each, in turn, before the choice. TDANet makes 16 calls of each U-block
+# shape per forward pass, so the 48 calls span its first three passes: the first pass's calls
+# also pay for fresh memory and cold caches, and timed on those alone the pick varied between
+# processes. (The input and mask projections, once per pass, settle later: a small share.)
 WARMUP_CALLS = 4
 TIMED_CALLS = 12
 # Another kernel replaces F.linear only if its median time is at most this share of F.linear's:
@@ -251,6 +251,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     rows = x.numel() // x.shape[-1]
     key = (rows.bit_length(), weight.shape[1], weight.shape[0], torch.get_num_threads())
     chosen = _chosen.get(key)
-    if chosen is None:
-        return _measured(key, x, weight, bias)
-    return _product(chosen, x, weight, bias)
+    if chosen is not None:
+        return _product(chosen, x, weight, bias)
+    if not in_forward_pass():
+        # Shapes are measured only within a forward pass, where each kernel runs as itself
+        # (outside one, the transposed kernel has no kept copy and is F.linear).
+        return F.linear(x, weight, bias)
+    return _measured(key, x, weight, bias)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .derived import forward_pass
 from .fast import masker_forward, ublock_forward, use_fast_path
 from .layers import (
     ConvNorm,
@@ -83,7 +84,8 @@ class UBlock(nn.Module):
         """``(batch, C, T) -> (batch, C, T)``."""
         if use_fast_path(x, self):
             # The same function, time-major and with fewer passes (see asteroid_tdanet.fast).
-            return ublock_forward(self, x.mT).mT
+            with forward_pass():
+                return ublock_forward(self, x.mT).mT
         scales = [self.down[0](self.proj_in(x))]
         for down in self.down[1:]:
             scales.append(down(scales[-1]))

@@ -160,7 +160,7 @@ def test_without_onednn_the_two_mkl_kernels_take_turns(monkeypatch, unmeasured):
     assert list(kernels.chosen_kernels().values())[0] in ("mkl", "mkl_transposed")
 
 
-@pytest.mark.parametrize("shape", [(7,), (3, 11), (2, 5, 9), (0, 4)])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 11), (2, 5, 9), (0, 4)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_transposed_weight_kernel_matches_f_linear(kernel_choice, shape, bias):
     kernel_choice(kernels.MKL_TRANSPOSED)
@@ -173,7 +173,8 @@ def test_the_transposed_weight_kernel_matches_f_linear(kernel_choice, shape, bia
             assert out.shape == F.linear(x, w, b).shape
             torch.testing.assert_close(out, F.linear(x, w, b))
         ops = ops_run(lambda: kernels.linear(x, weight, b))
-    assert "aten::linear" not in ops and ("aten::addmm" if bias else "aten::mm") in ops
+    product = "aten::addmm" if bias else "aten::mm"
+    assert "aten::linear" not in ops and (product in ops or x.ndim == 1)
 
 
 def test_the_transposed_copy_follows_every_change_of_the_weight(kernel_choice):
@@ -206,7 +207,7 @@ def test_shapes_rows_and_thread_counts_are_measured_apart(unmeasured):
     x, w, b = operands(3, 11)
     calls = 3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)
     threads = torch.get_num_threads()
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         for inputs in (x, x[:, :5], torch.cat([x, x], 1)):  # 33, 15 and 66 rows
             for _ in range(calls):
                 kernels.linear(inputs, w, b)
@@ -228,6 +229,24 @@ def test_shapes_rows_and_thread_counts_are_measured_apart(unmeasured):
     }
 
 
+def test_outside_a_forward_pass_nothing_is_measured(monkeypatch, unmeasured):
+    x, w, b = operands(3, 11)
+    with torch.inference_mode():
+        for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
+            assert "aten::linear" in ops_run(lambda: kernels.linear(x, w, b))
+    assert not kernels._trials and not kernels._chosen
+    # A choice made within a pass serves calls outside one too (the transposed kernel, which
+    # has no kept copy there, as F.linear).
+    for kernel in KERNELS:
+        if kernel == "onednn" and not kernels.onednn_linear_available():
+            continue
+        monkeypatch.setattr(kernels, "_chosen", {(6, 48, 24, torch.get_num_threads()): kernel})
+        with torch.inference_mode():
+            torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
+            expected = "mkldnn::_linear_pointwise" if kernel == "onednn" else "aten::linear"
+            assert expected in ops_run(lambda: kernels.linear(x, w, b))
+
+
 def test_products_in_training_or_switched_off_are_not_measured(unmeasured):
     x, w, b = operands(3, 11)
     w.requires_grad_(True)
@@ -239,7 +258,7 @@ def test_products_in_training_or_switched_off_are_not_measured(unmeasured):
 
 def test_operands_of_other_ranks_get_f_linear_and_its_errors(unmeasured):
     x, w, b = operands(3, 11)
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         assert torch.equal(kernels.linear(x, w[0]), F.linear(x, w[0]))  # a weight vector
         with pytest.raises(RuntimeError) as theirs:
             F.linear(torch.tensor(1.0), w, b)
@@ -254,7 +273,7 @@ def test_operands_of_other_ranks_get_f_linear_and_its_errors(unmeasured):
 def test_products_while_a_shape_is_measured_match_f_linear(unmeasured, shape):
     x, w, b = operands(*shape)
     inputs = (x, x.mT.contiguous().mT) if x.ndim > 1 else (x,)
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
             for inp in inputs:
                 torch.testing.assert_close(kernels.linear(inp, w, b), F.linear(x, w, b))
@@ -269,7 +288,7 @@ def test_autocast_dispatch_modes_and_determinism_get_f_linear_unmeasured(unmeasu
             return func(*args, **(kwargs or {}))
 
     x, w, b = operands(3, 11)
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert kernels.linear(x, w, b).dtype == F.linear(x, w, b).dtype == torch.bfloat16
         with Passing():
@@ -285,7 +304,7 @@ def test_autocast_dispatch_modes_and_determinism_get_f_linear_unmeasured(unmeasu
 
 def test_mismatched_shapes_get_f_linear_s_error(unmeasured):
     x, w, b = operands(3, 11)
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         with pytest.raises(RuntimeError) as theirs:
             F.linear(x[..., :7], w, b)
         with pytest.raises(RuntimeError) as ours:
@@ -305,7 +324,7 @@ def test_threads_sharing_a_shape_leave_one_choice_and_no_measurement(monkeypatch
 
     def work() -> None:
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), forward_pass():
                 for _ in range(15):
                     torch.testing.assert_close(kernels.linear(x, w, b), F.linear(x, w, b))
         except BaseException as error:  # reported below, in the test's thread
@@ -326,7 +345,7 @@ def test_a_call_that_arrives_after_the_choice_uses_it(unmeasured):
     # A thread may find a shape unmeasured, then reach the bookkeeping after another thread
     # chose: it must use the choice, not start measuring the shape again.
     x, w, b = operands(3, 11)
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_pass():
         for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
             kernels.linear(x, w, b)
         (key,) = kernels._chosen

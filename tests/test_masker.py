@@ -7,6 +7,7 @@ import torch
 from conftest import TINY
 
 from asteroid_tdanet import TDANet, TDANetMasker
+from asteroid_tdanet.masker import UBlock
 
 
 def test_masker_shapes_and_config_round_trip():
@@ -37,3 +38,19 @@ def test_compiled_block_equals_eager_and_keeps_the_state_dict():
         compiled = model(mix)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     assert list(model.state_dict()) == keys
+
+
+def test_a_u_block_called_alone_measures_and_uses_its_product_kernels(kernel_choice):
+    # UBlock.forward's fast path runs as a forward pass of its own: its matrix products are
+    # measured (kernels.linear measures only within a pass) and kept copies serve them.
+    from asteroid_tdanet import kernels
+
+    kernel_choice(None)
+    torch.manual_seed(0)
+    block = UBlock(bn_chan=8, hid_chan=16, depth=3, n_heads=2).eval()
+    x = torch.randn(1, 8, 40)
+    with torch.inference_mode():
+        want = block(x)
+        for _ in range(3 * (kernels.WARMUP_CALLS + kernels.TIMED_CALLS)):
+            torch.testing.assert_close(block(x), want)
+    assert kernels.chosen_kernels() and not kernels._trials

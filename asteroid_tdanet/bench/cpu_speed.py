@@ -188,6 +188,10 @@ def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> d
     return {"q1": q1, "median": median, "q3": q3}
 
 
+# The fewest rounds whose paired ratios get a verdict.
+VERDICT_ROUNDS = 5
+
+
 def verdict(spread: dict[str, float], limit: float) -> str:
     """``met`` if even the third quartile of the paired ratios is within ``limit``, ``not met``
     if even the first quartile is above it, else ``within noise``."""
@@ -230,7 +234,8 @@ def ratios(timings: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
                 if limit is not None:
                     out[setting][f"{key}_target"] = limit
                     out[setting][f"{key}_met"] = value <= limit
-                    if paired is not None:
+                    # (Quartiles of fewer rounds say nothing of the noise.)
+                    if paired is not None and len(rows[num]["rounds_ms"]) >= VERDICT_ROUNDS:
                         out[setting][f"{key}_verdict"] = verdict(paired, limit)
     return out
 
@@ -522,7 +527,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=15,
         help=f"timed rounds for inputs of at most {SHORT_INPUT_S:g} s (>= 1)",
     )
-    p.add_argument("--warmup", type=_at_least(0), default=1, help="untimed rounds first")
+    p.add_argument(
+        "--warmup",
+        type=_at_least(0),
+        default=3,
+        help="untimed rounds first (TDANet measures its matrix-product kernels in its first 3)",
+    )
     p.add_argument(
         "--first-call-seconds",
         type=_floats,

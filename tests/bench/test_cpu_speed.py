@@ -62,22 +62,28 @@ def test_verdict_is_met_only_beyond_the_spread_of_rounds(q1, q3, expected):
 
 
 def test_ratios_carry_the_paired_spread_and_verdict_when_rounds_are_kept():
-    rounds = {"tdanet": [80.0, 90.0, 100.0], "convtasnet": [100.0, 95.0, 100.0]}
+    # Round ratios 0.8, 0.8, 90 / 95, 1.0 and 1.0 (ratio of medians 90 / 100).
+    rounds = {
+        "tdanet": [80.0, 90.0, 100.0, 80.0, 100.0],
+        "convtasnet": [100.0, 95.0, 100.0, 100.0, 100.0],
+    }
     rows = {
-        name: {"median_ms": sorted(values)[1], "rounds_ms": values}
+        name: {"median_ms": sorted(values)[2], "rounds_ms": values}
         for name, values in rounds.items()
     }
     rows["sepformer"] = {"median_ms": 1000.0}  # no rounds: no paired spread
     got = cpu_speed.ratios({"t1_1s": rows})["t1_1s"]
     assert got["tdanet_vs_convtasnet"] == 90 / 100
     paired = got["tdanet_vs_convtasnet_paired"]
-    middle = 90 / 95  # round ratios 0.8, 90 / 95 and 1.0
-    expected = {"q1": (0.8 + middle) / 2, "median": middle, "q3": (middle + 1) / 2}
-    assert paired == pytest.approx(expected)
+    assert paired == pytest.approx({"q1": 0.8, "median": 90 / 95, "q3": 1.0})
     assert got["tdanet_vs_convtasnet_met"]
     assert got["tdanet_vs_convtasnet_verdict"] == "within noise"
     assert got["tdanet_vs_sepformer"] == 0.09
     assert "tdanet_vs_sepformer_paired" not in got and "tdanet_vs_sepformer_verdict" not in got
+    # Quartiles of fewer rounds than VERDICT_ROUNDS get no verdict.
+    short = {name: {**rows[name], "rounds_ms": values[:4]} for name, values in rounds.items()}
+    got = cpu_speed.ratios({"t1_1s": short})["t1_1s"]
+    assert "tdanet_vs_convtasnet_paired" in got and "tdanet_vs_convtasnet_verdict" not in got
 
 
 def test_short_inputs_get_their_own_number_of_rounds(monkeypatch):
