@@ -437,3 +437,60 @@ int tdanet_openmp(void) {
     return 0;
 #endif
 }
+
+/* A recorded program: a sequence of the kernels above, run in one call instead of one call
+ * each from Python (a U-block makes about fifty of them, and each costs a few microseconds of
+ * argument conversion there). Each step is TDANET_STEP_WORDS int64 words: the kind, then the
+ * kernel's arguments in its own order but `threads`; a pointer is an index into `slots` (-1 for
+ * NULL), a double (eps, slope) its bit pattern. */
+#define TDANET_STEP_WORDS 20
+enum { TDANET_STEP_DEPTHWISE = 1, TDANET_STEP_GLN = 2, TDANET_STEP_POOL_ADD = 3, TDANET_STEP_COPY = 4 };
+
+static inline void *slot(void *const *slots, int64_t index) {
+    return index < 0 ? NULL : slots[index];
+}
+
+static inline double as_double(int64_t bits) {
+    double d;
+    __builtin_memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+/* Runs steps [0, count); returns how many completed. A step that fails (its kernel's status,
+ * or -100 for an unknown kind) stops the program; its status is written to *status. */
+int64_t tdanet_run(const int64_t *steps, int64_t count, void *const *slots, int threads,
+                   int32_t *status) {
+    *status = 0;
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t *a = steps + i * TDANET_STEP_WORDS;
+        int s = 0;
+        switch (a[0]) {
+        case TDANET_STEP_DEPTHWISE:
+            s = tdanet_depthwise(slot(slots, a[1]), a[2], a[3], a[4], slot(slots, a[5]),
+                                 slot(slots, a[6]), a[7], a[8], a[9], a[10], slot(slots, a[11]),
+                                 slot(slots, a[12]), threads);
+            break;
+        case TDANET_STEP_GLN:
+            s = tdanet_gln(slot(slots, a[1]), a[2], a[3], a[4], slot(slots, a[5]),
+                           slot(slots, a[6]), slot(slots, a[7]), slot(slots, a[8]),
+                           as_double(a[9]), slot(slots, a[10]), slot(slots, a[11]), a[12],
+                           slot(slots, a[13]), (int32_t)a[14], (float)as_double(a[15]),
+                           slot(slots, a[16]), slot(slots, a[17]), slot(slots, a[18]), threads);
+            break;
+        case TDANET_STEP_POOL_ADD:
+            tdanet_pool_add(slot(slots, a[1]), a[2], a[3], a[4], a[5], slot(slots, a[6]),
+                            threads);
+            break;
+        case TDANET_STEP_COPY: /* bytes a[3] from slot a[1] to slot a[2] */
+            __builtin_memcpy(slot(slots, a[2]), slot(slots, a[1]), (size_t)a[3]);
+            break;
+        default:
+            s = -100;
+        }
+        if (s != 0) {
+            *status = s;
+            return i;
+        }
+    }
+    return count;
+}

@@ -22,7 +22,10 @@ their own parameters, with activations kept as ``(batch, time, channels)``:
 In inference on float32 activations, the depthwise convolutions, each gLN with what follows it
 (gate and value, sigmoid, PReLU) and the pooling of the scales run through fused kernels
 compiled for the CPU at first use (:mod:`asteroid_tdanet.native`), where a C compiler is
-available; the torch operations above serve otherwise, and in training and float64.
+available; the torch operations above serve otherwise, and in training and float64. The calls a
+U-block makes on either side of its global attention are recorded at its first application in a
+forward pass and run from the recording by the others (:mod:`asteroid_tdanet.programs`;
+``TDANET_KERNEL_PROGRAMS=0`` calls them one by one).
 
 The fast path serves inference: where autograd records a graph (training), the plain modules
 run, because their backward pass is faster (one training step of the demo's model, batch 4 of
@@ -46,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
-from . import native
+from . import native, programs
 from .derived import forward_pass
 from .kernels import linear
 from .layers import DepthwiseScale, sinusoidal_positions
@@ -72,6 +75,8 @@ __all__ = [
 
 _switch = Switch("TDANET_FAST_PATH")
 _training_switch = Switch("TDANET_FAST_PATH_TRAINING", default=False)
+# Whether the fused kernels' calls are recorded once per pass and run from the recording.
+_programs = Switch("TDANET_KERNEL_PROGRAMS")
 
 
 def fast_path_enabled() -> bool:
@@ -338,11 +343,16 @@ def conv_gln_prelu(layer: ConvNormAct, x: torch.Tensor, fused: bool = False) -> 
     """
     conv, norm, act = layer.conv, layer.norm, layer.act
     if fused and act.weight.numel() == 1:
-        y = linear(x, conv.weight.squeeze(-1))
-        flags, slope = native.PRELU, float(act.weight)
-        args = (norm.weight, norm.bias, norm.eps, y, flags, slope)
-        return native.trusted_gln(y, *args, pre_bias=conv.bias)
+        return _fused_gln_prelu(layer, linear(x, conv.weight.squeeze(-1)))
     return prelu(act, gln(norm, pointwise(x, conv), overwrite=True, fused=fused))
+
+
+def _fused_gln_prelu(layer: ConvNormAct, y: torch.Tensor) -> torch.Tensor:
+    """``act(gLN(y + conv.bias))`` of a :class:`~asteroid_tdanet.layers.ConvNormAct` with a
+    single-slope PReLU, ``y`` its convolution's product without the bias, written over ``y``."""
+    norm, act = layer.norm, layer.act
+    args = (norm.weight, norm.bias, norm.eps, y, native.PRELU, float(act.weight))
+    return native.trusted_gln(y, *args, pre_bias=layer.conv.bias)
 
 
 def gln_affine(
@@ -642,7 +652,8 @@ def pooled_sum(scales: list[torch.Tensor], fused: bool = False) -> torch.Tensor:
     """The coarsest scale plus each finer one average-pooled to its length, ``(B, T', C)``."""
     coarsest = scales[-1]
     if fused:
-        pooled = coarsest.clone(memory_format=torch.contiguous_format)
+        coarsest = coarsest.contiguous()
+        pooled = native.trusted_copy(coarsest, torch.empty_like(coarsest))
         for scale in scales[:-1]:
             native.trusted_pool_add(scale.contiguous(), pooled)
         return pooled
@@ -653,21 +664,36 @@ def pooled_sum(scales: list[torch.Tensor], fused: bool = False) -> torch.Tensor:
     return pooled
 
 
-def ublock_forward(block: UBlock, x: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+def ublock_forward(
+    block: UBlock, x: torch.Tensor, fused: bool | None = None, plans: dict | None = None
+) -> torch.Tensor:
     """:class:`~asteroid_tdanet.masker.UBlock`'s forward on time-major ``x``.
 
     Args:
         block: The U-block (its parameters and mode are used).
         x: ``(B, T, C)``.
         fused: Whether the fused kernels serve this pass; ``None``: :func:`kernels_fit` decides.
+        plans: Where the fused kernels' recorded calls are kept for later applications of the
+            block within the same forward pass (its weights unchanged); ``None``: not kept.
 
     Returns:
         ``(B, T, C)``, equal to ``block(x.mT).mT`` up to float rounding.
     """
     if fused is None:
         fused = kernels_fit(block, x)
+    if fused and _programs.enabled and block.proj_in.act.weight.numel() == 1:
+        return _recorded_ublock(block, x, {} if plans is None else plans)
+    scales, moments = _down_path(block, conv_gln_prelu(block.proj_in, x, fused), fused)
+    glob = global_attention(block.global_attn, pooled_sum(scales, fused), fused)
+    return x + pointwise(_top_down(block, scales, moments, glob, fused), block.proj_out)
+
+
+def _down_path(
+    block: UBlock, current: torch.Tensor, fused: bool
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """The U-block's scales from its projected input ``(B, T, C)``, finest first, and where
+    ``fused`` each one's per-channel moments (``(2, B, C)``, for its injection), else Nones."""
     scales, moments = [], []
-    current = conv_gln_prelu(block.proj_in, x, fused)
     for down in block.down:
         stats = None
         if fused:  # a plain gLN's output: its statistics come with it, for its injection
@@ -677,8 +703,18 @@ def ublock_forward(block: UBlock, x: torch.Tensor, fused: bool | None = None) ->
             current = depthwise_gln(down.conv, down.norm, current)
         scales.append(current)
         moments.append(stats)
-    glob = global_attention(block.global_attn, pooled_sum(scales, fused), fused)
+    return scales, moments
 
+
+def _top_down(
+    block: UBlock,
+    scales: list[torch.Tensor],
+    moments: list[torch.Tensor | None],
+    glob: torch.Tensor,
+    fused: bool,
+) -> torch.Tensor:
+    """The U-block's injections of the global features ``glob`` into its ``scales`` and their
+    fusion from the coarsest up: ``(B, T, C)``, before the output projection."""
     top = block.depth - 2
     # As in UBlock.forward: in legacy mode the coarsest scale's injection is never used.
     needed = sorted({i for i in range(block.depth - 1)} | {block.top_source})
@@ -699,7 +735,40 @@ def ublock_forward(block: UBlock, x: torch.Tensor, fused: bool | None = None) ->
     y = local_attention(block.fuse[top], merged[top], merged[block.top_source], fused=fused)
     for i in range(top - 1, -1, -1):
         y = local_attention(block.fuse[i], merged[i], y, fused=fused)
-    return x + pointwise(y, block.proj_out)
+    return y
+
+
+class _Recorded:
+    """A U-block's fused-kernel calls for one input shape: those before the global attention
+    (``down``, writing ``pooled``, its input) and those after it (``up``, writing ``out``)."""
+
+    def __init__(self, down: programs.Program, pooled: torch.Tensor, scales, moments) -> None:
+        self.down, self.pooled = down, pooled
+        self.scales, self.moments = scales, moments  # until ``up`` is recorded
+        self.up: programs.Program | None = None
+        self.out: torch.Tensor | None = None
+
+
+def _recorded_ublock(block: UBlock, x: torch.Tensor, plans: dict) -> torch.Tensor:
+    """:func:`ublock_forward` with the fused kernels, their calls recorded at the block's first
+    application with this shape (kept in ``plans``) and run from the recording after that."""
+    layer = block.proj_in
+    y = linear(x, layer.conv.weight.squeeze(-1))  # the projection, its bias added by the gLN
+    key = (id(block), tuple(x.shape), torch.get_num_threads())
+    plan = plans.get(key)
+    if plan is None:
+        with programs.recording(y) as recorder:
+            scales, moments = _down_path(block, _fused_gln_prelu(layer, y), True)
+            pooled = pooled_sum(scales, True)
+        plan = plans[key] = _Recorded(programs.Program(recorder), pooled, scales, moments)
+    plan.down.run(y)
+    glob = global_attention(block.global_attn, plan.pooled, True).contiguous()
+    if plan.up is None:
+        with programs.recording(glob, after=plan.down) as recorder:
+            plan.out = _top_down(block, plan.scales, plan.moments, glob, True)
+        plan.up, plan.scales, plan.moments = programs.Program(recorder), None, None
+    plan.up.run(glob)
+    return x + pointwise(plan.out, block.proj_out)
 
 
 def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
@@ -715,11 +784,12 @@ def masker_forward(masker: TDANetMasker, tf_rep: torch.Tensor) -> torch.Tensor:
     from torch.utils.checkpoint import checkpoint
 
     fused = kernels_fit(masker, tf_rep)
+    plans: dict = {}  # the U-block's recorded kernel calls, for this pass only
 
     def block(x: torch.Tensor) -> torch.Tensor:
         if masker.checkpoint_blocks and masker.training and torch.is_grad_enabled():
             return checkpoint(ublock_forward, masker.ublock, x, fused, use_reentrant=False)
-        return ublock_forward(masker.ublock, x, fused)
+        return ublock_forward(masker.ublock, x, fused, plans)
 
     if fused:
         native.tune_grain()

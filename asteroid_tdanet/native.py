@@ -55,7 +55,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import kernel_threads
+from . import kernel_threads, programs
 from .derived import Derived
 from .switch import Switch
 
@@ -172,6 +172,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
     lib.tdanet_gln.restype = lib.tdanet_depthwise.restype = ctypes.c_int
+    lib.tdanet_run.argtypes = [p, i64, p, threads, ctypes.POINTER(i32)]
+    lib.tdanet_run.restype = i64
     lib.tdanet_openmp.argtypes, lib.tdanet_openmp.restype = [], ctypes.c_int
     lib.tdanet_set_grain.argtypes, lib.tdanet_set_grain.restype = [i64], None
     lib.tdanet_grain.argtypes, lib.tdanet_grain.restype = [], i64
@@ -413,7 +415,7 @@ def trusted_depthwise(
     out = torch.empty(batch, out_frames, channels, dtype=x.dtype)
     stats = torch.empty(2, batch, channels, dtype=torch.float64) if moments else None
     taps = _TAPS.get(weight)  # bound to a name: alive until the call returns
-    status = (lib or _LIB).tdanet_depthwise(
+    args = (
         x.data_ptr(),
         batch,
         frames,
@@ -426,10 +428,14 @@ def trusted_depthwise(
         out_frames,
         out.data_ptr(),
         None if stats is None else stats.data_ptr(),
-        torch.get_num_threads(),
     )
-    if status != 0:
-        raise MemoryError(f"depthwise: no memory for the statistics of {tuple(out.shape)}")
+    recorder = programs.active()
+    if recorder is not None:
+        recorder.add(programs.DEPTHWISE, args, (x, taps, bias, out, stats))
+    else:
+        status = (lib or _LIB).tdanet_depthwise(*args, torch.get_num_threads())
+        if status != 0:
+            raise step_failed("depthwise", status, tuple(out.shape))
     return (out, stats) if moments else out
 
 
@@ -462,9 +468,23 @@ def trusted_pool_add(
 ) -> torch.Tensor:
     """:func:`pool_add` without its checks (see :func:`trusted_depthwise`)."""
     batch, frames, channels = x.shape
-    (lib or _LIB).tdanet_pool_add(
-        x.data_ptr(), batch, frames, channels, out.shape[1], out.data_ptr(), torch.get_num_threads()
-    )
+    args = (x.data_ptr(), batch, frames, channels, out.shape[1], out.data_ptr())
+    recorder = programs.active()
+    if recorder is not None:
+        recorder.add(programs.POOL_ADD, args, (x, out))
+    else:
+        (lib or _LIB).tdanet_pool_add(*args, torch.get_num_threads())
+    return out
+
+
+def trusted_copy(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out.copy_(x)`` for contiguous float32 tensors of one shape; a step of its own while
+    recording (:mod:`~asteroid_tdanet.programs`), where torch may not read ``x``."""
+    recorder = programs.active()
+    if recorder is None:
+        return out.copy_(x)
+    args = (x.data_ptr(), out.data_ptr(), x.numel() * x.element_size())
+    recorder.add(programs.COPY, args, (x, out))
     return out
 
 
@@ -581,7 +601,7 @@ def trusted_gln(
     :func:`depthwise` gives them (the result is a per-channel affine map of ``y``: they follow
     from ``y``'s without a pass over it)."""
     batch, frames, channels = y.shape
-    status = (lib or _LIB).tdanet_gln(
+    args = (
         y.data_ptr(),
         batch,
         frames,
@@ -600,15 +620,36 @@ def trusted_gln(
         None if moments is None else moments.data_ptr(),
         None if out_moments is None else out_moments.data_ptr(),
         out.data_ptr(),
-        torch.get_num_threads(),
     )
-    if status == -2:
-        raise MemoryError(f"gln: no memory for the statistics of {tuple(y.shape)}")
-    if status == -3:
-        raise ValueError("gln: out_moments is for a plain gLN (no gate or activation)")
+    recorder = programs.active()
+    if recorder is not None:
+        tensors = (y, pre_scale, pre_bias, gamma, beta, gate, value, source, moments)
+        recorder.add(programs.GLN, args, (*tensors, out_moments, out))
+        return out
+    status = (lib or _LIB).tdanet_gln(*args, torch.get_num_threads())
     if status != 0:
-        raise ValueError(f"gln: source frames outside [0, {gate.shape[1]}) (the gate's frames)")
+        raise step_failed("gln", status, tuple(y.shape), 0 if gate is None else gate.shape[1])
     return out
+
+
+def step_failed(
+    kernel: str, status: int, shape: tuple[int, ...] = (), sources: int | None = None
+) -> Exception:
+    """The error for a kernel's failure ``status`` (its C return value), to raise.
+
+    Args:
+        kernel: ``"depthwise"`` or ``"gln"`` (the kernel that failed).
+        status: What it returned.
+        shape: Its output's shape, for the message.
+        sources: The gate's frames (gln), for the message.
+    """
+    if (kernel, status) in (("depthwise", -1), ("gln", -2)):
+        return MemoryError(f"{kernel}: no memory for the statistics of {shape}")
+    if (kernel, status) == ("gln", -3):
+        return ValueError("gln: out_moments is for a plain gLN (no gate or activation)")
+    if (kernel, status) == ("gln", -1):
+        return ValueError(f"gln: source frames outside [0, {sources}) (the gate's frames)")
+    return RuntimeError(f"{kernel}: failed with status {status}")
 
 
 def _agrees_with_torch(lib: ctypes.CDLL) -> bool:

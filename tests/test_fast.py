@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import max_rel_error
 
-from asteroid_tdanet import TDANet, TDANetLarge, fast, kernels, native
+from asteroid_tdanet import TDANet, TDANetLarge, fast, kernels, native, programs
 from asteroid_tdanet import masker as masker_module
 from asteroid_tdanet.masker import UBlock
 
@@ -88,6 +88,36 @@ def test_train_outputs_and_gradients_match(name, checkpoint_blocks):
             assert quick_grads[key] is None, key
         else:
             assert max_rel_error(quick_grads[key], grad) <= 1e-9, key
+
+
+@pytest.mark.skipif(native.library() is None, reason="fused kernels unavailable")
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(("batch", "length"), [(1, 2477), (2, 1601)])
+def test_recorded_kernel_calls_equal_the_direct_calls(name, batch, length, kernel_choice):
+    # The U-block's fused calls are recorded at its first application in a pass and run from
+    # the recording for the others: the same kernels on the same data, so the same bits.
+    kernel_choice(False)  # the same product kernel every call
+    model = build(name).eval()
+    x = torch.randn(batch, length, generator=torch.Generator().manual_seed(3))
+    recorded = []
+    record = programs.Program.__init__
+
+    def counting(self, recorder):
+        recorded.append(len(recorder.steps))
+        record(self, recorder)
+
+    with torch.inference_mode(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(programs.Program, "__init__", counting)
+        for _ in range(2):  # the second pass must use the changed weights, not the first's
+            with fast._programs.scoped(False):
+                want = model(x)
+            got = model(x)
+            assert torch.equal(got, want)
+            with torch.no_grad():
+                for param in model.parameters():
+                    param.mul_(1.05)
+    # Two programs per pass (before and after the global attention), run by all three blocks.
+    assert len(recorded) == 4 and all(recorded)
 
 
 def test_ublock_alone_channel_first():
