@@ -8,9 +8,11 @@ application, with the buffers they write, as a :class:`Program`, and runs it aga
 others: one native call (``tdanet_run``), with only the input's address changed.
 
 Recording runs nothing: the kernels' calls are noted, not made, so no code in the recorded
-block may read what they write. A guard enforces it: while recording, a torch operation on a
-recorded buffer raises (shape queries, views and new empty tensors are allowed), and a kernel
-that reads memory neither an input nor an earlier step wrote is refused. A program is only
+block may read what they write. A kernel call that reads memory neither an input nor an earlier
+step wrote is refused. With :data:`CHECKS` on (``TDANET_CHECK_RECORDINGS=1``; the test suite
+turns it on), a torch operation on a recorded buffer also raises while recording (shape queries,
+views and new empty tensors are allowed); it is off by default because it routes every torch
+call of the recorded block through Python, which costs about 2% of a forward pass. A program is only
 right for the parameters it was recorded with: the fast path keeps its programs for one
 forward pass, in which no weight changes.
 """
@@ -21,14 +23,29 @@ import ctypes
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["COPY", "DEPTHWISE", "GLN", "POOL_ADD", "Program", "Recorder", "active", "recording"]
+from .switch import Switch
+
+__all__ = [
+    "CHECKS",
+    "COPY",
+    "DEPTHWISE",
+    "GLN",
+    "POOL_ADD",
+    "Program",
+    "Recorder",
+    "active",
+    "recording",
+]
+
+# Whether torch operations on recorded buffers raise while recording (see above).
+CHECKS = Switch("TDANET_CHECK_RECORDINGS", default=False)
 
 # The kinds of step (cpu_kernels.c's TDANET_STEP_*), and the words per step.
 DEPTHWISE, GLN, POOL_ADD, COPY = 1, 2, 3, 4
@@ -251,8 +268,10 @@ class _ReadGuard(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
+        if name in _METADATA and name != "contiguous":  # (most calls: no need to look further)
+            return func(*args, **kwargs)
         if self._touches(iter((*args, *kwargs.values()))) and (
-            name not in _METADATA or (name == "contiguous" and not args[0].is_contiguous())
+            name != "contiguous" or not args[0].is_contiguous()
         ):
             raise RuntimeError(
                 f"recording: torch operation {name!r} on a buffer of the recorded kernels, "
@@ -277,7 +296,7 @@ def recording(*inputs: torch.Tensor, after: Program | None = None) -> Iterator[R
     recorder = Recorder(inputs, after)
     _local.recorder = recorder
     try:
-        with _ReadGuard(recorder):
+        with _ReadGuard(recorder) if CHECKS.enabled else nullcontext():
             yield recorder
     finally:
         _local.recorder = None

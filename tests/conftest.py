@@ -19,6 +19,8 @@ from ci_policy import (  # noqa: F401  (hooks: no silent skips in CI, the ESPnet
 from kernel_helpers import kernel_choice  # noqa: F401  (fixture: fix the product kernel)
 from toolkit_helpers import hub_cache  # noqa: F401  (fixture: an offline Hugging Face cache)
 
+from asteroid_tdanet import programs
+
 REPO = Path(__file__).resolve().parents[1]
 # The small reference files ship with the repository (tests/fixtures, see its README.md), so the
 # parity tests run in every clone. The full-size released-layout file (30 MB) lives beside the
@@ -27,6 +29,10 @@ SHIPPED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURES = Path(
     os.environ.get("TDANET_FIXTURES", REPO.parent / "shared" / "fixtures" / "look2hear")
 )
+# Torch operations on the fused kernels' recorded buffers raise while recording, in every test
+# (off by default for speed: see asteroid_tdanet.programs).
+programs.CHECKS.set(True)
+
 TINY = {"bn_chan": 16, "hid_chan": 32, "n_blocks": 2, "upsampling_depth": 3, "n_heads": 4}
 
 
