@@ -65,6 +65,7 @@ __all__ = [
     "fast_path",
     "fast_path_enabled",
     "fast_path_in_training",
+    "kernel_programs",
     "masker_forward",
     "records_graph",
     "set_fast_path",
@@ -92,6 +93,12 @@ def set_fast_path(enabled: bool) -> None:
 def fast_path(enabled: bool) -> AbstractContextManager[None]:
     """Run the block with the fast path switched on or off, then restore the previous setting."""
     return _switch.scoped(enabled)
+
+
+def kernel_programs(enabled: bool) -> AbstractContextManager[None]:
+    """Run the block with the fused kernels' calls recorded once per forward pass and run from
+    the recording (the default), or called one by one; then restore the previous setting."""
+    return _programs.scoped(enabled)
 
 
 def set_fast_path_in_training(enabled: bool) -> None:

@@ -72,14 +72,17 @@ TARGETS = {
     "tdanet_large_vs_tdanet_large_plain": ("tdanet_large", "tdanet_large_plain", None),
     "tdanet_vs_tdanet_mkl": ("tdanet", "tdanet_mkl", None),
     "tdanet_vs_tdanet_torchops": ("tdanet", "tdanet_torchops", None),
+    "tdanet_vs_tdanet_calls": ("tdanet", "tdanet_calls", None),
 }
 # Suffixes of variants: PLAIN = the plain modules with MKL's matrix products (the eager model
 # before any fast path); MKL = the fast path with MKL's instead of oneDNN's matrix products;
-# TORCHOPS = the fast path with torch's operations instead of the fused kernels.
+# TORCHOPS = the fast path with torch's operations instead of the fused kernels; CALLS = the
+# fast path with the fused kernels called one by one from Python instead of from a recording.
 PLAIN = "_plain"
 MKL = "_mkl"
 TORCHOPS = "_torchops"
-VARIANTS = (PLAIN, MKL, TORCHOPS)
+CALLS = "_calls"
+VARIANTS = (PLAIN, MKL, TORCHOPS, CALLS)
 # The speed goals are stated at 8 kHz; runs at another rate are kept as entries of their own.
 DEFAULT_SAMPLE_RATE = 8000
 
@@ -100,6 +103,7 @@ def _runner(model: torch.nn.Module, wav: torch.Tensor, variant: str):
             fast.fast_path(variant != PLAIN),
             kernels.onednn_linear(variant not in (PLAIN, MKL)),
             native.native_kernels(variant not in (PLAIN, TORCHOPS)),
+            fast.kernel_programs(variant != CALLS),
         ):
             return model(wav)
 
@@ -705,7 +709,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_cpu_process()
     names = list(MODEL_NAMES)
     sizes = model_sizes(names, args.sample_rate, args.tiny)
-    timed = names + ["tdanet" + PLAIN, "tdanet_large" + PLAIN, "tdanet" + MKL, "tdanet" + TORCHOPS]
+    variants = ["tdanet" + PLAIN, "tdanet_large" + PLAIN, "tdanet" + MKL, "tdanet" + TORCHOPS]
+    timed = names + variants + ["tdanet" + CALLS]
     timings = time_models(
         timed,
         args.sample_rate,
@@ -753,7 +758,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rounds, median; *_plain = plain modules with MKL matrix products "
             "(TDANET_FAST_PATH=0 TDANET_ONEDNN_LINEAR=0); *_mkl = fast path with MKL matrix "
             "products (TDANET_ONEDNN_LINEAR=0); *_torchops = fast path with torch's operations "
-            "instead of the fused CPU kernels (TDANET_NATIVE_KERNELS=0)",
+            "instead of the fused CPU kernels (TDANET_NATIVE_KERNELS=0); *_calls = fast path "
+            "with the fused kernels called one by one instead of from a recording per forward "
+            "pass (TDANET_KERNEL_PROGRAMS=0)",
         },
         "models": sizes,
         "cpu": timings,

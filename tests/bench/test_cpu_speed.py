@@ -182,7 +182,8 @@ def test_tiny_run_writes_a_result_per_host_and_keeps_other_hosts(tmp_path):
     assert host["host"]["isa_limits"] == {}
     assert "flags" in host["host"]["cpu"]
     rows = host["cpu"]["t1_0.25s"]
-    expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "tdanet_torchops", "convtasnet"}
+    expected = {"tdanet", "tdanet_plain", "tdanet_mkl", "tdanet_torchops", "tdanet_calls"}
+    expected.add("convtasnet")
     assert expected | {"look2hear_reference"} <= rows.keys()
     assert host["config"]["native_kernels"]["available"] == (native.library() is not None)
     ratio = host["ratios"]["t1_0.25s"]["tdanet_vs_tdanet_plain"]
@@ -243,20 +244,23 @@ def test_variants_switch_the_fast_path_and_the_kernels():
                     fast.fast_path_enabled(),
                     kernels.onednn_linear_enabled(),
                     native.native_kernels_enabled(),
+                    fast._programs.enabled,
                 )
             )
             return wav
 
-    for variant in ("", cpu_speed.PLAIN, cpu_speed.MKL, cpu_speed.TORCHOPS):
+    for variant in ("", cpu_speed.PLAIN, cpu_speed.MKL, cpu_speed.TORCHOPS, cpu_speed.CALLS):
         cpu_speed._runner(Probe(), torch.zeros(1), variant)()
     assert seen == [
-        (True, True, True),
-        (False, False, False),
-        (True, False, True),
-        (True, True, False),
+        (True, True, True, True),
+        (False, False, False, True),
+        (True, False, True, True),
+        (True, True, False, True),
+        (True, True, True, False),
     ]
     assert cpu_speed._base("tdanet_large_plain") == "tdanet_large"
     assert cpu_speed._base("tdanet_torchops") == "tdanet"
+    assert cpu_speed._base("tdanet_calls") == "tdanet"
 
 
 @pytest.mark.parametrize(
