@@ -112,8 +112,9 @@ class Recorder:
             raise ValueError("recording: two inputs share an address")
         self.steps: list[list[int]] = []
         self.keep: list[Any] = [] if after is None else [after]
-        # Addresses a step may read: the inputs' and those earlier steps wrote.
-        self.written = set(self.slots) | (set() if after is None else after.written)
+        # Addresses a step may read: the inputs' and those earlier steps wrote (of ``after``,
+        # only its buffers: its inputs' addresses change from run to run).
+        self.written = set(self.slots) | (set() if after is None else after.outputs)
         # Storages of the buffers involved, which torch operations must not touch meanwhile.
         self.buffers = {_storage(t) for t in inputs} | (set() if after is None else after.buffers)
 
@@ -169,7 +170,10 @@ class Program:
 
     def __init__(self, recorder: Recorder) -> None:
         self._inputs = recorder.inputs
-        self.written, self.buffers = recorder.written, recorder.buffers
+        inputs = set(list(recorder.slots)[: len(recorder.inputs)])
+        # The addresses its steps write that stay the same from run to run, and the storages
+        # of its inputs and buffers.
+        self.outputs, self.buffers = recorder.written - inputs, recorder.buffers
         self._keep = recorder.keep
         self._steps = torch.tensor(recorder.steps or [[0] * STEP_WORDS], dtype=torch.int64)
         self._count = len(recorder.steps)

@@ -101,6 +101,34 @@ def test_a_step_that_reads_what_nothing_recorded_wrote_is_refused():
 
 
 @needs_kernels
+def test_a_later_program_reads_an_earlier_ones_buffers_but_not_its_inputs():
+    p = Params()
+    x = inputs(10)
+    with programs.recording(x) as recorder:
+        y = native.trusted_depthwise(x, p.weight, p.bias, 1, 2)
+    first = programs.Program(recorder)
+    z = inputs(11)
+    with programs.recording(z, after=first) as recorder:
+        out = native.trusted_gln(y, p.gamma, p.beta, 1e-5, torch.empty_like(y))
+    second = programs.Program(recorder)
+    for seed in (12, 13):
+        x_now = inputs(seed)
+        first.run(x_now)
+        second.run(z)
+        want = native.trusted_gln(
+            native.trusted_depthwise(x_now, p.weight, p.bias, 1, 2),
+            p.gamma,
+            p.beta,
+            1e-5,
+            torch.empty_like(y),
+        )
+        assert torch.equal(out, want)
+    refused = pytest.raises(RuntimeError, match=r"step 0 \(gln\) reads memory")
+    with refused, programs.recording(z, after=first):
+        native.trusted_gln(x, p.gamma, p.beta, 1e-5, torch.empty_like(x))  # first's input
+
+
+@needs_kernels
 @pytest.mark.parametrize(
     "operation",
     [
