@@ -110,6 +110,7 @@ class Recorder:
             self.slots.setdefault(t.data_ptr(), len(self.slots))
         if len(self.slots) != len(inputs):
             raise ValueError("recording: two inputs share an address")
+        self._input_addresses = frozenset(self.slots)
         self.steps: list[list[int]] = []
         self.keep: list[Any] = [] if after is None else [after]
         # Addresses a step may read: the inputs' and those earlier steps wrote (of ``after``,
@@ -159,7 +160,8 @@ class Recorder:
             if args[position]:
                 self.written.add(args[position])
         present = [t for t in tensors if t is not None]
-        self.keep.extend(present)
+        # Not the inputs: each run reads the ones it is given (the first would stay allocated).
+        self.keep.extend(t for t in present if t.data_ptr() not in self._input_addresses)
         self.buffers.update(
             _storage(t) for t in present if t.data_ptr() in self.written and t.is_floating_point()
         )
@@ -170,10 +172,10 @@ class Program:
 
     def __init__(self, recorder: Recorder) -> None:
         self._inputs = recorder.inputs
-        inputs = set(list(recorder.slots)[: len(recorder.inputs)])
         # The addresses its steps write that stay the same from run to run, and the storages
         # of its inputs and buffers.
-        self.outputs, self.buffers = recorder.written - inputs, recorder.buffers
+        self.outputs = recorder.written - recorder._input_addresses
+        self.buffers = recorder.buffers
         self._keep = recorder.keep
         self._steps = torch.tensor(recorder.steps or [[0] * STEP_WORDS], dtype=torch.int64)
         self._count = len(recorder.steps)

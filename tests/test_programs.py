@@ -79,6 +79,23 @@ def test_a_program_computes_what_the_calls_compute_on_new_inputs():
 
 
 @needs_kernels
+def test_a_program_keeps_its_buffers_alive_but_not_its_inputs():
+    import weakref
+
+    p = Params()
+    x = inputs(10)
+    with programs.recording(x) as recorder:
+        y = native.trusted_depthwise(x, p.weight, p.bias, 1, 2)
+    program = programs.Program(recorder)
+    gone, kept = weakref.ref(x), weakref.ref(y)
+    del x, y
+    assert gone() is None  # each run reads the input it is given
+    assert kept() is not None  # the program writes it at each run
+    program.run(inputs(11))
+    assert torch.equal(kept(), native.trusted_depthwise(inputs(11), p.weight, p.bias, 1, 2))
+
+
+@needs_kernels
 def test_recording_runs_nothing():
     p = Params()
     x = inputs(10)

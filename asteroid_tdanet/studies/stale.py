@@ -33,6 +33,12 @@ MODEL = [
     "asteroid_tdanet/layers.py",
     "asteroid_tdanet/fast.py",
     "asteroid_tdanet/kernels.py",
+    "asteroid_tdanet/native.py",
+    "asteroid_tdanet/cpu_kernels.c",
+    "asteroid_tdanet/programs.py",
+    "asteroid_tdanet/derived.py",
+    "asteroid_tdanet/depthwise.py",
+    "asteroid_tdanet/kernel_threads.py",
     "asteroid_tdanet/runtime.py",
     "asteroid_tdanet/switch.py",
 ]
